@@ -1,0 +1,17 @@
+//! hookbridge providers: one module per service, each with the same shape:
+//!
+//! - `verify`: authenticity of a delivery, on the raw body bytes;
+//! - `identify`: delivery id, event type, body well-formedness, cheaply, before storing;
+//! - `events`: typed, forward-compatible payloads (unknown events and fields are kept);
+//! - `mod`: the [`Provider`](hookbridge_core::Provider) implementation and its options.
+//!
+//! Each provider is behind a cargo feature of its name, all on by default.
+//! [`build`] constructs a provider from its configuration by kind name, for servers that
+//! read endpoints from a file.
+#![deny(missing_docs)]
+
+#[cfg(feature = "github")]
+pub mod github;
+mod registry;
+
+pub use registry::{ProviderConfigError, build, kinds, parser};

@@ -1,0 +1,120 @@
+use std::sync::Arc;
+
+use hookbridge_core::{Provider, Secret};
+
+/// A provider's configuration is wrong. The message names the problem and never contains a
+/// secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderConfigError {
+    /// No provider of that kind is compiled in.
+    #[error("unknown provider kind {kind:?} (known: {})", kinds().join(", "))]
+    UnknownKind {
+        /// The kind asked for.
+        kind: String,
+    },
+    /// The provider needs at least one secret and none was given.
+    #[error("provider {kind} needs at least one secret (`secret` or `secrets`)")]
+    MissingSecret {
+        /// The provider kind.
+        kind: &'static str,
+    },
+    /// A secret is empty (often an environment variable that is set but empty).
+    #[error("secret #{index} for provider {kind} is empty")]
+    EmptySecret {
+        /// The provider kind.
+        kind: &'static str,
+        /// 1-based position of the empty secret.
+        index: usize,
+    },
+    /// The provider-specific options do not fit.
+    #[error("invalid options for provider {kind}: {message}")]
+    Options {
+        /// The provider kind.
+        kind: &'static str,
+        /// What is wrong, from the options parser.
+        message: String,
+    },
+}
+
+/// The provider kinds compiled into this build, as written in configuration files.
+pub fn kinds() -> &'static [&'static str] {
+    const KINDS: &[&str] = &[
+        #[cfg(feature = "github")]
+        crate::github::KIND.as_str(),
+    ];
+    KINDS
+}
+
+/// Builds the provider named `kind` from its secrets and its provider-specific options (the
+/// rest of an endpoint's configuration table).
+///
+/// ```
+/// use hookbridge_core::Secret;
+/// let github = hookbridge_providers::build("github", vec![Secret::new("s3cret")], toml::Table::new()).unwrap();
+/// assert_eq!(github.kind().as_str(), "github");
+/// assert!(hookbridge_providers::build("gopher", vec![], toml::Table::new()).is_err());
+/// ```
+pub fn build(
+    kind: &str,
+    secrets: Vec<Secret>,
+    options: toml::Table,
+) -> Result<Arc<dyn Provider>, ProviderConfigError> {
+    match kind {
+        #[cfg(feature = "github")]
+        "github" => {
+            let options = parse_options(crate::github::KIND.as_str(), options)?;
+            Ok(Arc::new(crate::github::Github::new(secrets, options)?))
+        }
+        _ => {
+            let _ = (secrets, options);
+            Err(ProviderConfigError::UnknownKind {
+                kind: kind.to_owned(),
+            })
+        }
+    }
+}
+
+#[allow(dead_code)] // unused only when every provider feature is off
+fn parse_options<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    options: toml::Table,
+) -> Result<T, ProviderConfigError> {
+    options
+        .try_into()
+        .map_err(|e: toml::de::Error| ProviderConfigError::Options {
+            kind,
+            message: e.message().to_owned(),
+        })
+}
+
+/// Checks the secrets common rule: at least one, none empty.
+#[allow(dead_code)] // unused only when every provider feature is off
+pub(crate) fn require_secrets(
+    kind: &'static str,
+    secrets: &[Secret],
+) -> Result<(), ProviderConfigError> {
+    if secrets.is_empty() {
+        return Err(ProviderConfigError::MissingSecret { kind });
+    }
+    if let Some(index) = secrets.iter().position(Secret::is_empty) {
+        return Err(ProviderConfigError::EmptySecret {
+            kind,
+            index: index + 1,
+        });
+    }
+    Ok(())
+}
+
+/// Builds a provider of `kind` with no secret, for parsing and inspecting deliveries whose
+/// authenticity is not in question (captured files, stored deliveries). Its
+/// [`verify`](hookbridge_core::Provider::verify) always fails, so it cannot be mistaken for
+/// an endpoint's provider.
+pub fn parser(kind: &str) -> Result<Arc<dyn Provider>, ProviderConfigError> {
+    match kind {
+        #[cfg(feature = "github")]
+        "github" => Ok(Arc::new(crate::github::Github::unverified())),
+        _ => Err(ProviderConfigError::UnknownKind {
+            kind: kind.to_owned(),
+        }),
+    }
+}

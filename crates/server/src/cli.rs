@@ -1,0 +1,420 @@
+//! Subcommands of the `hookbridge` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use hookbridge_core::{DeliveryId, EndpointName, Provider, RawDelivery, Secret};
+use hookbridge_server::config::{Config, LogFormat};
+use hookbridge_server::telemetry;
+use hookbridge_sync_engine::store::{
+    DeliveryFilter, SqliteOptions, SqliteStore, Store, StoredDelivery,
+};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// The configuration served when `serve` is given no `--config`.
+const DEV_CONFIG: &str = include_str!("../../../examples/dev.toml");
+
+/// Receive, verify and store webhooks; keep objects in sync between services.
+#[derive(Debug, Parser)]
+#[command(name = "hookbridge", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Configuration file. Without one, the built-in development configuration
+        /// (examples/dev.toml) is served, storing into ./hookbridge-data.
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration's `server.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Log JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Check a configuration file: syntax, endpoints, providers, and that every secret resolves.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a captured delivery's signature and say exactly why it fails, if it does.
+    Verify {
+        #[command(flatten)]
+        delivery: CapturedDelivery,
+        /// Use this configured endpoint's provider and secrets (needs --config).
+        #[arg(long, conflicts_with = "provider")]
+        endpoint: Option<String>,
+        /// Configuration file, for --endpoint.
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Provider kind, when not using --endpoint.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Read a secret from this environment variable (repeatable, for rotation).
+        #[arg(long = "secret-env")]
+        secret_env: Vec<String>,
+        /// Read a secret from this file (repeatable).
+        #[arg(long = "secret-file")]
+        secret_file: Vec<PathBuf>,
+    },
+    /// Type a captured delivery and print its event as JSON (no signature check).
+    Inspect {
+        #[command(flatten)]
+        delivery: CapturedDelivery,
+        /// Provider kind.
+        #[arg(long, default_value = "github")]
+        provider: String,
+    },
+    /// List and show stored deliveries.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+        /// Configuration file (for the store's location).
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Create or upgrade the store's schema, then exit.
+    Migrate {
+        /// Configuration file.
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeliveriesCommand {
+    /// The latest deliveries, newest first.
+    List {
+        /// Only this endpoint.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only deliveries older than this sequence number (paging).
+        #[arg(long)]
+        before: Option<i64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One delivery: metadata, headers, body and its typed event.
+    Show {
+        /// The delivery id (e.g. the X-GitHub-Delivery value).
+        delivery_id: String,
+        /// Only on this endpoint.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+}
+
+/// A delivery captured to files: the body, and headers given inline or in a file.
+#[derive(Debug, Args)]
+struct CapturedDelivery {
+    /// The body, exactly as received.
+    #[arg(long)]
+    body: PathBuf,
+    /// A header, as `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// A file of `Name: value` lines.
+    #[arg(long)]
+    headers_file: Option<PathBuf>,
+}
+
+/// A failure to report: the message, and the exit code (1: the input is bad; 2: usage or
+/// configuration).
+struct Failure(String, u8);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string(), 2)
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message, code)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            log_json,
+        } => {
+            let mut config = load_or_dev(config.as_deref())?;
+            let format = if log_json {
+                LogFormat::Json
+            } else {
+                config.log.format
+            };
+            telemetry::init(format, config.log.filter.as_deref());
+            if config.source == "(built-in)" {
+                tracing::warn!(
+                    store = %config.store_path.display(),
+                    "no --config given: serving the built-in development configuration \
+                     (examples/dev.toml): endpoint `github` with the development secret \
+                     `dev-secret`; do not expose it"
+                );
+            }
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            hookbridge_server::serve(config).await?;
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let config = Config::load(&config)?;
+            println!("config {} is valid", config.source);
+            println!("  listen: {}", config.listen);
+            println!("  store:  sqlite at {}", config.store_path.display());
+            for endpoint in config.endpoints.values() {
+                println!(
+                    "  endpoint {:<20} provider={} max_body_bytes={}",
+                    endpoint.name,
+                    endpoint.provider.kind(),
+                    endpoint.max_body_bytes
+                );
+            }
+            Ok(())
+        }
+        Command::Verify {
+            delivery,
+            endpoint,
+            config,
+            provider,
+            secret_env,
+            secret_file,
+        } => {
+            let provider: Arc<dyn Provider> = match (endpoint, provider) {
+                (Some(name), _) => {
+                    let path =
+                        config.ok_or_else(|| Failure("--endpoint needs --config".into(), 2))?;
+                    let mut config = Config::load(&path)?;
+                    config
+                        .endpoints
+                        .remove(&EndpointName::new(name.as_str()))
+                        .ok_or_else(|| {
+                            Failure(format!("no endpoint {name:?} in {}", path.display()), 2)
+                        })?
+                        .provider
+                }
+                (None, Some(kind)) => {
+                    let mut secrets = Vec::new();
+                    for var in &secret_env {
+                        let value = std::env::var(var).map_err(|_| {
+                            Failure(format!("environment variable {var} is not set"), 2)
+                        })?;
+                        secrets.push(Secret::new(value));
+                    }
+                    for file in &secret_file {
+                        let value = std::fs::read(file).map_err(|e| {
+                            Failure(format!("cannot read {}: {e}", file.display()), 2)
+                        })?;
+                        let value = value.strip_suffix(b"\n").unwrap_or(&value).to_vec();
+                        secrets.push(Secret::new(value));
+                    }
+                    hookbridge_providers::build(&kind, secrets, toml::Table::new())?
+                }
+                (None, None) => {
+                    return Err(Failure(
+                        "give --endpoint (with --config) or --provider (with --secret-env/--secret-file)".into(),
+                        2,
+                    ));
+                }
+            };
+            let raw = delivery.load("verify", false)?;
+            match provider.verify(&raw) {
+                Ok(verified) => {
+                    println!(
+                        "ok: {} matches secret #{}",
+                        verified.scheme,
+                        verified.secret_index + 1
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(Failure(format!("invalid: {e}"), 1)),
+            }
+        }
+        Command::Inspect { delivery, provider } => {
+            let parser = hookbridge_providers::parser(&provider)?;
+            let raw = delivery.load("inspect", true)?;
+            let event = parser
+                .parse(&raw)
+                .map_err(|e| Failure(format!("cannot parse: {e}"), 1))?;
+            println!("{}", serde_json::to_string_pretty(&event)?);
+            Ok(())
+        }
+        Command::Deliveries { command, config } => {
+            let config = load_or_dev(config.as_deref())?;
+            let store = open_store(&config).await?;
+            let result = deliveries(&config, &store, command).await;
+            store.close().await;
+            result
+        }
+        Command::Migrate { config } => {
+            let config = load_or_dev(config.as_deref())?;
+            let store = open_store(&config).await?;
+            store.close().await;
+            println!("store at {} is up to date", config.store_path.display());
+            Ok(())
+        }
+    }
+}
+
+async fn deliveries(
+    config: &Config,
+    store: &SqliteStore,
+    command: DeliveriesCommand,
+) -> Result<(), Failure> {
+    match command {
+        DeliveriesCommand::List {
+            endpoint,
+            limit,
+            before,
+            json,
+        } => {
+            let filter = DeliveryFilter {
+                endpoint: endpoint.map(EndpointName::new),
+                before_seq: before,
+                limit,
+            };
+            let rows = store.list_deliveries(&filter).await?;
+            if json {
+                for row in &rows {
+                    println!("{}", serde_json::to_string(row)?);
+                }
+            } else {
+                println!(
+                    "{:>8}  {:<25}  {:<16}  {:<28}  {:>8}  DELIVERY ID",
+                    "SEQ", "RECEIVED", "ENDPOINT", "EVENT", "BYTES"
+                );
+                for row in &rows {
+                    println!(
+                        "{:>8}  {:<25}  {:<16}  {:<28}  {:>8}  {}",
+                        row.seq,
+                        rfc3339(row.received_at),
+                        row.endpoint,
+                        event_name(config, row),
+                        row.body.len(),
+                        row.delivery_id
+                    );
+                }
+            }
+            Ok(())
+        }
+        DeliveriesCommand::Show {
+            delivery_id,
+            endpoint,
+        } => {
+            let endpoint = endpoint.map(EndpointName::new);
+            let rows = store
+                .find_deliveries(&DeliveryId::new(delivery_id.as_str()), endpoint.as_ref())
+                .await?;
+            if rows.is_empty() {
+                return Err(Failure(format!("no delivery {delivery_id:?}"), 1));
+            }
+            for row in &rows {
+                println!("delivery {} (seq {})", row.delivery_id, row.seq);
+                println!("  endpoint:  {} ({})", row.endpoint, row.provider);
+                println!("  event:     {}", event_name(config, row));
+                println!("  received:  {}", rfc3339(row.received_at));
+                println!("  status:    {}", row.status);
+                println!("  headers:");
+                for (name, value) in &row.headers {
+                    println!("    {name}: {value}");
+                }
+                println!("  body ({} bytes):", row.body.len());
+                match serde_json::from_slice::<serde_json::Value>(&row.body) {
+                    Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
+                    Err(_) => println!("{}", String::from_utf8_lossy(&row.body)),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The typed event name of a stored delivery, or its raw event type if it cannot be parsed.
+fn event_name(config: &Config, row: &StoredDelivery) -> String {
+    let parser = config
+        .endpoints
+        .get(&row.endpoint)
+        .map(|ep| hookbridge_providers::parser(ep.provider.kind().as_str()))
+        .unwrap_or_else(|| hookbridge_providers::parser(&row.provider));
+    parser
+        .ok()
+        .and_then(|p| p.parse(&row.to_raw()).ok())
+        .map_or_else(|| row.event_type.clone(), |e| e.name().to_string())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn load_or_dev(path: Option<&Path>) -> Result<Config, Failure> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::parse(DEV_CONFIG, None, Path::new("."))?,
+    })
+}
+
+async fn open_store(config: &Config) -> Result<SqliteStore, Failure> {
+    let options = SqliteOptions {
+        synchronous: config.synchronous,
+        ..SqliteOptions::default()
+    };
+    Ok(SqliteStore::open(&config.store_path, options).await?)
+}
+
+impl CapturedDelivery {
+    fn load(&self, endpoint: &str, default_json: bool) -> Result<RawDelivery, Failure> {
+        let body = std::fs::read(&self.body)
+            .map_err(|e| Failure(format!("cannot read {}: {e}", self.body.display()), 2))?;
+        let mut lines: Vec<String> = Vec::new();
+        if let Some(file) = &self.headers_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Failure(format!("cannot read {}: {e}", file.display()), 2))?;
+            lines.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        lines.extend(self.headers.iter().cloned());
+        let mut headers = HeaderMap::new();
+        for line in &lines {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| Failure(format!("header {line:?} is not `Name: value`"), 2))?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| Failure(format!("invalid header name in {line:?}"), 2))?;
+            let value = HeaderValue::from_str(value.trim())
+                .map_err(|_| Failure(format!("invalid header value in {line:?}"), 2))?;
+            headers.append(name, value);
+        }
+        if default_json && !headers.contains_key(http::header::CONTENT_TYPE) {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        Ok(RawDelivery::new(endpoint, headers, body))
+    }
+}

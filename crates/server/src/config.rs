@@ -1,0 +1,504 @@
+//! The TOML configuration file: server settings, the store, and the endpoints.
+//!
+//! Every secret can come from the environment or a file, so the file itself can be
+//! committed. Unknown keys are errors: a typo must not silently disable a setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookbridge_core::{EndpointName, Provider, Secret};
+use hookbridge_sync_engine::store::Synchronous;
+use serde::Deserialize;
+
+/// The largest body accepted by default: GitHub caps payloads at 25 MB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 25 * 1024 * 1024;
+
+/// A configuration problem, with the key or endpoint it concerns. Never contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("invalid config{}: {message}", .path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Syntax {
+        /// The file, when read from one.
+        path: Option<PathBuf>,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// An endpoint's settings are wrong.
+    #[error("endpoint {endpoint:?}: {message}")]
+    Endpoint {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration has no endpoint.
+    #[error("no endpoint is configured: add at least one [endpoints.<name>] table")]
+    NoEndpoints,
+    /// A setting is out of range.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// HTTP server settings.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Where deliveries are stored.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogSection,
+    /// Endpoints by name: `POST /hooks/{name}`.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointSection>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes, unless an endpoint sets its own.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// Time allowed to receive a whole request body, in seconds.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Time allowed for in-flight requests to finish on shutdown, in seconds.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            body_timeout_secs: default_body_timeout(),
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_body_timeout() -> u64 {
+    10
+}
+fn default_shutdown_grace() -> u64 {
+    20
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum StoreSection {
+    /// The embedded SQLite store.
+    Sqlite {
+        /// Database file; relative paths are relative to the config file's directory.
+        #[serde(default = "default_db_path")]
+        path: PathBuf,
+        /// `full` (default) or `normal`.
+        #[serde(default)]
+        synchronous: Synchronous,
+    },
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection::Sqlite {
+            path: default_db_path(),
+            synchronous: Synchronous::default(),
+        }
+    }
+}
+
+fn default_db_path() -> PathBuf {
+    PathBuf::from("hookbridge-data/hookbridge.db")
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `hookbridge=debug`; `HOOKBRIDGE_LOG` overrides it.
+    pub filter: Option<String>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[endpoints.<name>]`: the provider and its secrets; other keys are the provider's options.
+#[derive(Debug, Deserialize)]
+pub struct EndpointSection {
+    /// Provider kind, e.g. `github`.
+    pub provider: String,
+    /// One secret.
+    pub secret: Option<SecretSource>,
+    /// Several secrets, all accepted (for rotation).
+    #[serde(default)]
+    pub secrets: Vec<SecretSource>,
+    /// Largest body for this endpoint, in bytes.
+    pub max_body_bytes: Option<u64>,
+    /// Provider-specific options (e.g. GitHub's `allow_sha1`).
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+/// Where a secret comes from: a literal string, `{ env = "NAME" }` or `{ file = "path" }`.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SecretSource {
+    /// Written in the file (fine for development; prefer `env` or `file`).
+    Literal(String),
+    /// Read from an environment variable at start-up.
+    Env {
+        /// The variable's name.
+        env: String,
+    },
+    /// Read from a file (e.g. a mounted secret); one trailing newline is removed.
+    File {
+        /// The file; relative to the config file's directory.
+        file: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Literal(_) => f.write_str("Literal([redacted])"),
+            SecretSource::Env { env } => write!(f, "Env({env})"),
+            SecretSource::File { file } => write!(f, "File({})", file.display()),
+        }
+    }
+}
+
+impl SecretSource {
+    /// Resolves the secret's value.
+    pub fn resolve(&self, base_dir: &Path) -> Result<Secret, String> {
+        match self {
+            SecretSource::Literal(value) => Ok(Secret::new(value.as_bytes())),
+            SecretSource::Env { env } => match std::env::var(env) {
+                Ok(value) => Ok(Secret::new(value)),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(format!("environment variable {env} is not set"))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(format!("environment variable {env} is not valid UTF-8"))
+                }
+            },
+            SecretSource::File { file } => {
+                let path = base_dir.join(file);
+                let mut bytes = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+                if bytes.last() == Some(&b'\n') {
+                    bytes.pop();
+                    if bytes.last() == Some(&b'\r') {
+                        bytes.pop();
+                    }
+                }
+                Ok(Secret::new(bytes))
+            }
+        }
+    }
+}
+
+/// A configured endpoint, ready to receive.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// Its name.
+    pub name: EndpointName,
+    /// Its provider, holding its secrets.
+    pub provider: Arc<dyn Provider>,
+    /// Largest body accepted.
+    pub max_body_bytes: u64,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("provider", &self.provider.kind())
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// The configuration, checked and with secrets resolved.
+#[derive(Debug)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Body read timeout.
+    pub body_timeout: Duration,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// SQLite database path (absolute or relative to the working directory).
+    pub store_path: PathBuf,
+    /// SQLite durability.
+    pub synchronous: Synchronous,
+    /// Log settings.
+    pub log: LogSection,
+    /// Endpoints by name.
+    pub endpoints: BTreeMap<EndpointName, Endpoint>,
+    /// Where the configuration came from, for messages.
+    pub source: String,
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, Some(path), base)
+    }
+
+    /// Checks a configuration given as text. Relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, path: Option<&Path>, base_dir: &Path) -> Result<Self, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.map(Path::to_owned),
+            message: describe_toml_error(text, &e),
+        })?;
+        Self::from_file(file, path, base_dir)
+    }
+
+    fn from_file(
+        file: ConfigFile,
+        path: Option<&Path>,
+        base_dir: &Path,
+    ) -> Result<Self, ConfigError> {
+        if file.endpoints.is_empty() {
+            return Err(ConfigError::NoEndpoints);
+        }
+        if file.server.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_body_bytes",
+                message: "must be greater than 0".into(),
+            });
+        }
+        if file.server.body_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.body_timeout_secs",
+                message: "must be greater than 0".into(),
+            });
+        }
+        let mut endpoints = BTreeMap::new();
+        for (name, section) in file.endpoints {
+            let endpoint = build_endpoint(&name, section, file.server.max_body_bytes, base_dir)?;
+            endpoints.insert(endpoint.name.clone(), endpoint);
+        }
+        let StoreSection::Sqlite {
+            path: store_path,
+            synchronous,
+        } = file.store;
+        Ok(Self {
+            listen: file.server.listen,
+            body_timeout: Duration::from_secs(file.server.body_timeout_secs),
+            shutdown_grace: Duration::from_secs(file.server.shutdown_grace_secs),
+            store_path: base_dir.join(store_path),
+            synchronous,
+            log: file.log,
+            endpoints,
+            source: path.map_or_else(|| "(built-in)".to_owned(), |p| p.display().to_string()),
+        })
+    }
+}
+
+/// The parser's message with a line number, without quoting the offending line: the line
+/// may hold a secret.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", error.message())
+        }
+        None => error.message().to_owned(),
+    }
+}
+
+fn build_endpoint(
+    name: &str,
+    section: EndpointSection,
+    default_max_body: u64,
+    base_dir: &Path,
+) -> Result<Endpoint, ConfigError> {
+    let fail = |message: String| ConfigError::Endpoint {
+        endpoint: name.to_owned(),
+        message,
+    };
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(fail(
+            "endpoint names are 1 to 64 characters of letters, digits, '-' and '_'".into(),
+        ));
+    }
+    let secrets = section
+        .secret
+        .iter()
+        .chain(section.secrets.iter())
+        .enumerate()
+        .map(|(i, source)| {
+            source
+                .resolve(base_dir)
+                .map_err(|m| fail(format!("secret #{}: {m}", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_body_bytes = section.max_body_bytes.unwrap_or(default_max_body);
+    if max_body_bytes == 0 {
+        return Err(fail("max_body_bytes must be greater than 0".into()));
+    }
+    let provider = hookbridge_providers::build(&section.provider, secrets, section.options)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Endpoint {
+        name: EndpointName::new(name),
+        provider,
+        max_body_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, None, Path::new("/etc/hookbridge"))
+    }
+
+    #[test]
+    fn minimal_config_with_defaults() {
+        let c = parse("[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n").unwrap();
+        assert_eq!(c.listen, default_listen());
+        assert_eq!(
+            c.store_path,
+            PathBuf::from("/etc/hookbridge/hookbridge-data/hookbridge.db")
+        );
+        let ep = &c.endpoints[&EndpointName::new("gh")];
+        assert_eq!(ep.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(ep.provider.kind().as_str(), "github");
+    }
+
+    #[test]
+    fn secrets_from_env_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gh.secret"), "from-file\n").unwrap();
+        // SAFETY: the variable name is unique to this test.
+        unsafe { std::env::set_var("HOOKBRIDGE_TEST_CFG_SECRET", "from-env") };
+        let text = r#"
+            [endpoints.gh]
+            provider = "github"
+            secrets = [{ env = "HOOKBRIDGE_TEST_CFG_SECRET" }, { file = "gh.secret" }]
+        "#;
+        Config::parse(text, None, dir.path()).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[endpoints.gh]\nprovider = \"github\"\n",
+                "needs at least one secret",
+            ),
+            (
+                "[endpoints.gh]\nprovider = \"gitlub\"\nsecret = \"s\"\n",
+                "unknown provider kind \"gitlub\"",
+            ),
+            (
+                "[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\nalow_sha1 = true\n",
+                "alow_sha1",
+            ),
+            (
+                "[endpoints.gh]\nprovider = \"github\"\nsecret = { env = \"HOOKBRIDGE_TEST_UNSET_VAR\" }\n",
+                "HOOKBRIDGE_TEST_UNSET_VAR is not set",
+            ),
+            (
+                "[endpoints.gh]\nprovider = \"github\"\nsecret = \"\"\n",
+                "is empty",
+            ),
+            (
+                "[endpoints.\"a b\"]\nprovider = \"github\"\nsecret = \"s\"\n",
+                "endpoint names",
+            ),
+            (
+                "[server]\nlisten = \"nowhere\"\n[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n",
+                "invalid",
+            ),
+            ("[server]\nlistne = \"127.0.0.1:1\"\n", "listne"),
+            (
+                "[store]\nkind = \"oracle\"\n[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n",
+                "oracle",
+            ),
+            ("", "no endpoint is configured"),
+            ("[endpoints.gh\n", "invalid config"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(
+                err.contains(expected),
+                "{text:?}: {err:?} lacks {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_values_never_in_errors_or_debug() {
+        let text =
+            "[endpoints.gh]\nprovider = \"github\"\nsecret = \"TOPSECRETVALUE\"\nbogus = 1\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(!err.contains("TOPSECRETVALUE"), "{err}");
+        let ok =
+            parse("[endpoints.gh]\nprovider = \"github\"\nsecret = \"TOPSECRETVALUE\"\n").unwrap();
+        assert!(!format!("{ok:?}").contains("TOPSECRETVALUE"));
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        assert!(!format!("{file:?}").contains("TOPSECRETVALUE"));
+        let broken = "[endpoints.gh]\nprovider = \"github\"\nsecret = \"TOPSECRETVALUE\" oops\n";
+        let err = parse(broken).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(!err.contains("TOPSECRETVALUE"), "{err}");
+    }
+}

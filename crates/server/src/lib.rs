@@ -1,0 +1,141 @@
+//! The hookbridge server: the webhook router, its configuration, metrics and the `serve`
+//! loop. The `hookbridge` binary is a thin CLI over this crate.
+//!
+//! Mount [`router`] in your own axum application to receive webhooks there:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use hookbridge_server::{AppState, Config, router};
+//! use hookbridge_sync_engine::store::{SqliteStore, Store};
+//!
+//! let config = Config::load("hookbridge.toml".as_ref())?;
+//! let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path, Default::default()).await?);
+//! let state = AppState::new(store, config.endpoints.into_values(), config.body_timeout);
+//! let app = axum::Router::new().nest("/webhooks", router(state));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+mod ingest;
+pub mod metrics;
+mod serve;
+pub mod telemetry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use hookbridge_sync_engine::store::Store;
+
+pub use config::{Config, ConfigError, Endpoint};
+pub use serve::{ServeError, serve};
+
+/// What the router's handlers share: the endpoints and the store.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoints: HashMap<String, Endpoint>,
+    store: Arc<dyn Store>,
+    body_timeout: Duration,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    /// State for a router serving `endpoints`, storing into `store`, and giving each client
+    /// `body_timeout` to send a whole body.
+    pub fn new(
+        store: Arc<dyn Store>,
+        endpoints: impl IntoIterator<Item = Endpoint>,
+        body_timeout: Duration,
+    ) -> Self {
+        let endpoints = endpoints
+            .into_iter()
+            .map(|ep| (ep.name.as_str().to_owned(), ep))
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                endpoints,
+                store,
+                body_timeout,
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The store deliveries go to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Marks the server as shutting down: `/readyz` starts failing so load balancers stop
+    /// sending, while in-flight requests finish.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.inner.endpoints.get(name)
+    }
+
+    pub(crate) fn body_timeout(&self) -> Duration {
+        self.inner.body_timeout
+    }
+}
+
+/// The HTTP routes: `/hooks/{endpoint}`, `/healthz`, `/readyz` and `/metrics`.
+pub fn router(state: AppState) -> Router {
+    // Install the recorder now rather than on the first scrape, so the first deliveries
+    // are counted.
+    let _ = metrics::handle();
+    Router::new()
+        .route("/hooks/{endpoint}", any(ingest::receive))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.inner.shutting_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match state.store().check_health().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn render_metrics() -> Response {
+    match metrics::handle() {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics go to the application's own recorder\n",
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,63 @@
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::{DeliveryId, Event, IdentifyError, ParseError, ProviderKind, RawDelivery, VerifyError};
+
+/// The answer to a provider's handshake request, sent without storing a delivery.
+#[derive(Clone, Debug)]
+pub struct Handshake {
+    /// The HTTP status to answer.
+    pub status: StatusCode,
+    /// Headers to answer with.
+    pub headers: HeaderMap,
+    /// The body to answer with.
+    pub body: Bytes,
+}
+
+/// What [`Provider::identify`] learns cheaply, before a full parse: enough to store and
+/// deduplicate the delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The delivery id, the deduplication key within an endpoint.
+    pub delivery_id: DeliveryId,
+    /// The event type as the provider names it (e.g. GitHub's `X-GitHub-Event`).
+    pub event_type: String,
+}
+
+/// The result of a successful verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The signature header (scheme) that was checked.
+    pub scheme: &'static str,
+    /// The index of the configured secret that matched, for rotation bookkeeping.
+    pub secret_index: usize,
+}
+
+/// One service's webhook dialect: how its deliveries are answered, authenticated, identified
+/// and typed. Implementations are pure (no I/O), so they are cheap to test against the
+/// provider's documented vectors and safe to call on the request path.
+///
+/// The server calls, in order: [`handshake`](Provider::handshake) (answer directly if it
+/// returns `Some`), [`verify`](Provider::verify) (401 on error),
+/// [`identify`](Provider::identify) (400/415 on error), then stores the delivery. Workers
+/// later call [`parse`](Provider::parse) on the stored delivery.
+pub trait Provider: Send + Sync + 'static {
+    /// Which service this provider speaks for.
+    fn kind(&self) -> ProviderKind;
+
+    /// Answers the provider's handshake if `delivery` is one (e.g. Trello's `HEAD`).
+    fn handshake(&self, delivery: &RawDelivery) -> Option<Handshake> {
+        let _ = delivery;
+        None
+    }
+
+    /// Establishes that the delivery comes from the service, on the raw body bytes.
+    fn verify(&self, delivery: &RawDelivery) -> Result<Verified, VerifyError>;
+
+    /// Reads the delivery id and event type, and checks that the body is well-formed.
+    fn identify(&self, delivery: &RawDelivery) -> Result<Identity, IdentifyError>;
+
+    /// Parses the delivery into a typed event. Unknown event types and fields are kept as
+    /// untyped events rather than rejected.
+    fn parse(&self, delivery: &RawDelivery) -> Result<Event, ParseError>;
+}
