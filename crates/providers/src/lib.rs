@@ -3,7 +3,9 @@
 //! - `verify`: authenticity of a delivery, on the raw body bytes;
 //! - `identify`: delivery id, event type, body well-formedness, cheaply, before storing;
 //! - `events`: typed, forward-compatible payloads (unknown events and fields are kept);
-//! - `mod`: the [`Provider`](hookbridge_core::Provider) implementation and its options.
+//! - `sign`: signing a delivery as the service does (for `hookbridge send` and tests);
+//! - `mod`: the [`Provider`](hookbridge_core::Provider) implementation, its options and its
+//!   [`Sample`]s (files under `samples/<provider>/`).
 //!
 //! Each provider is behind a cargo feature of its name, all on by default.
 //! [`build`] constructs a provider from its configuration by kind name, for servers that
@@ -13,5 +15,7 @@
 #[cfg(feature = "github")]
 pub mod github;
 mod registry;
+mod samples;
 
-pub use registry::{ProviderConfigError, build, kinds, parser};
+pub use registry::{ProviderConfigError, build, kinds, parser, samples};
+pub use samples::Sample;

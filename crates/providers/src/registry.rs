@@ -118,3 +118,12 @@ pub fn parser(kind: &str) -> Result<Arc<dyn Provider>, ProviderConfigError> {
         }),
     }
 }
+
+/// The sample deliveries shipped for `kind` (empty for an unknown kind).
+pub fn samples(kind: &str) -> &'static [crate::Sample] {
+    match kind {
+        #[cfg(feature = "github")]
+        "github" => crate::github::SAMPLES,
+        _ => &[],
+    }
+}

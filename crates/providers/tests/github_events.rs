@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use hookbridge_providers::github::events::*;
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/github")
 }
 
 /// Parses a fixture, with the event header taken from the file name before the first '.'.

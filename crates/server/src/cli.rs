@@ -49,21 +49,28 @@ enum Command {
     Verify {
         #[command(flatten)]
         delivery: CapturedDelivery,
-        /// Use this configured endpoint's provider and secrets (needs --config).
-        #[arg(long, conflicts_with = "provider")]
-        endpoint: Option<String>,
-        /// Configuration file, for --endpoint.
-        #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
-        config: Option<PathBuf>,
-        /// Provider kind, when not using --endpoint.
+        #[command(flatten)]
+        signer: ProviderArgs,
+    },
+    /// Sign a sample delivery as the provider does and send it to a running server.
+    Send {
+        /// The sample's event name, e.g. `issues.opened`; without it, the samples are listed.
         #[arg(long)]
-        provider: Option<String>,
-        /// Read a secret from this environment variable (repeatable, for rotation).
-        #[arg(long = "secret-env")]
-        secret_env: Vec<String>,
-        /// Read a secret from this file (repeatable).
-        #[arg(long = "secret-file")]
-        secret_file: Vec<PathBuf>,
+        event: Option<String>,
+        /// Send this JSON file instead of a shipped sample (needs --event-type).
+        #[arg(long, requires = "event_type")]
+        body: Option<PathBuf>,
+        /// The provider's event type for --body, e.g. `issues`.
+        #[arg(long)]
+        event_type: Option<String>,
+        /// The endpoint's URL, e.g. http://127.0.0.1:8080/hooks/github.
+        #[arg(long)]
+        to: Option<String>,
+        /// The delivery id to send (default: a new random one).
+        #[arg(long)]
+        delivery_id: Option<String>,
+        #[command(flatten)]
+        signer: ProviderArgs,
     },
     /// Type a captured delivery and print its event as JSON (no signature check).
     Inspect {
@@ -114,6 +121,72 @@ enum DeliveriesCommand {
         #[arg(long)]
         endpoint: Option<String>,
     },
+}
+
+/// Which provider, with which secrets: a configured endpoint, or a kind and secrets.
+#[derive(Debug, Args)]
+struct ProviderArgs {
+    /// Use this configured endpoint's provider and secrets (needs --config).
+    #[arg(long, conflicts_with = "provider")]
+    endpoint: Option<String>,
+    /// Configuration file, for --endpoint.
+    #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Provider kind, when not using --endpoint.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Read a secret from this environment variable (repeatable, for rotation).
+    #[arg(long = "secret-env")]
+    secret_env: Vec<String>,
+    /// Read a secret from this file (repeatable).
+    #[arg(long = "secret-file")]
+    secret_file: Vec<PathBuf>,
+}
+
+impl ProviderArgs {
+    fn build(&self) -> Result<Arc<dyn Provider>, Failure> {
+        match (&self.endpoint, &self.provider) {
+            (Some(name), _) => {
+                let path = self
+                    .config
+                    .as_ref()
+                    .ok_or_else(|| Failure("--endpoint needs --config".into(), 2))?;
+                let mut config = Config::load(path)?;
+                Ok(config
+                    .endpoints
+                    .remove(&EndpointName::new(name.as_str()))
+                    .ok_or_else(|| {
+                        Failure(format!("no endpoint {name:?} in {}", path.display()), 2)
+                    })?
+                    .provider)
+            }
+            (None, Some(kind)) => {
+                let mut secrets = Vec::new();
+                for var in &self.secret_env {
+                    let value = std::env::var(var).map_err(|_| {
+                        Failure(format!("environment variable {var} is not set"), 2)
+                    })?;
+                    secrets.push(Secret::new(value));
+                }
+                for file in &self.secret_file {
+                    let value = std::fs::read(file)
+                        .map_err(|e| Failure(format!("cannot read {}: {e}", file.display()), 2))?;
+                    let value = value.strip_suffix(b"\n").unwrap_or(&value).to_vec();
+                    secrets.push(Secret::new(value));
+                }
+                Ok(hookbridge_providers::build(
+                    kind,
+                    secrets,
+                    toml::Table::new(),
+                )?)
+            }
+            (None, None) => Err(Failure(
+                "give --endpoint (with --config) or --provider (with --secret-env/--secret-file)"
+                    .into(),
+                2,
+            )),
+        }
+    }
 }
 
 /// A delivery captured to files: the body, and headers given inline or in a file.
@@ -193,51 +266,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Verify {
-            delivery,
-            endpoint,
-            config,
-            provider,
-            secret_env,
-            secret_file,
-        } => {
-            let provider: Arc<dyn Provider> = match (endpoint, provider) {
-                (Some(name), _) => {
-                    let path =
-                        config.ok_or_else(|| Failure("--endpoint needs --config".into(), 2))?;
-                    let mut config = Config::load(&path)?;
-                    config
-                        .endpoints
-                        .remove(&EndpointName::new(name.as_str()))
-                        .ok_or_else(|| {
-                            Failure(format!("no endpoint {name:?} in {}", path.display()), 2)
-                        })?
-                        .provider
-                }
-                (None, Some(kind)) => {
-                    let mut secrets = Vec::new();
-                    for var in &secret_env {
-                        let value = std::env::var(var).map_err(|_| {
-                            Failure(format!("environment variable {var} is not set"), 2)
-                        })?;
-                        secrets.push(Secret::new(value));
-                    }
-                    for file in &secret_file {
-                        let value = std::fs::read(file).map_err(|e| {
-                            Failure(format!("cannot read {}: {e}", file.display()), 2)
-                        })?;
-                        let value = value.strip_suffix(b"\n").unwrap_or(&value).to_vec();
-                        secrets.push(Secret::new(value));
-                    }
-                    hookbridge_providers::build(&kind, secrets, toml::Table::new())?
-                }
-                (None, None) => {
-                    return Err(Failure(
-                        "give --endpoint (with --config) or --provider (with --secret-env/--secret-file)".into(),
-                        2,
-                    ));
-                }
-            };
+        Command::Verify { delivery, signer } => {
+            let provider = signer.build()?;
             let raw = delivery.load("verify", false)?;
             match provider.verify(&raw) {
                 Ok(verified) => {
@@ -249,6 +279,84 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     Ok(())
                 }
                 Err(e) => Err(Failure(format!("invalid: {e}"), 1)),
+            }
+        }
+        Command::Send {
+            event,
+            body,
+            event_type,
+            to,
+            delivery_id,
+            signer,
+        } => {
+            let provider = signer.build()?;
+            let kind = provider.kind();
+            let samples = hookbridge_providers::samples(kind.as_str());
+            let (name, event_type, json) = match (&event, body, event_type) {
+                (_, Some(path), Some(event_type)) => {
+                    let json = std::fs::read(&path)
+                        .map_err(|e| Failure(format!("cannot read {}: {e}", path.display()), 2))?;
+                    (
+                        event.clone().unwrap_or_else(|| event_type.clone()),
+                        event_type,
+                        json,
+                    )
+                }
+                (Some(name), _, _) => {
+                    let sample = samples.iter().find(|s| s.name == name).ok_or_else(|| {
+                        Failure(
+                            format!(
+                                "no {kind} sample named {name:?}; run without --event to list them"
+                            ),
+                            2,
+                        )
+                    })?;
+                    (
+                        name.clone(),
+                        sample.event_type.to_owned(),
+                        sample.json.as_bytes().to_vec(),
+                    )
+                }
+                (None, _, _) => {
+                    println!("{kind} samples (send one with --event NAME):");
+                    for sample in samples {
+                        println!("  {}", sample.name);
+                    }
+                    return Ok(());
+                }
+            };
+            let to = to.ok_or_else(|| Failure("--to URL is required to send".into(), 2))?;
+            let delivery_id = delivery_id.unwrap_or_else(new_delivery_id);
+            let signed = provider
+                .sign(
+                    &event_type,
+                    &json,
+                    &delivery_id,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .map_err(|e| Failure(e.to_string(), 2))?;
+            let url = match &signed.query {
+                Some(query) if to.contains('?') => format!("{to}&{query}"),
+                Some(query) => format!("{to}?{query}"),
+                None => to,
+            };
+            let response = reqwest::Client::new()
+                .post(&url)
+                .headers(signed.headers)
+                .body(signed.body)
+                .send()
+                .await
+                .map_err(|e| Failure(format!("cannot send to {url}: {e}"), 1))?;
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            println!(
+                "sent {name} (delivery {delivery_id}) to {url}: {status} {}",
+                text.trim()
+            );
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(Failure(format!("the server answered {status}"), 1))
             }
         }
         Command::Inspect { delivery, provider } => {
@@ -361,6 +469,33 @@ fn event_name(config: &Config, row: &StoredDelivery) -> String {
         .ok()
         .and_then(|p| p.parse(&row.to_raw()).ok())
         .map_or_else(|| row.event_type.clone(), |e| e.name().to_string())
+}
+
+/// A random RFC 4122 version 4 identifier, as GitHub's delivery ids look.
+fn new_delivery_id() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            time::OffsetDateTime::now_utc()
+                .unix_timestamp_nanos()
+                .unsigned_abs(),
+        );
+        hasher.write_usize(i);
+        chunk.copy_from_slice(&hasher.finish().to_le_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

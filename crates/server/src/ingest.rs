@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hookbridge_core::{IdentifyError, RawDelivery};
@@ -109,6 +109,7 @@ pub(crate) async fn receive(
     State(state): State<AppState>,
     Path(endpoint): Path<String>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -118,7 +119,7 @@ pub(crate) async fn receive(
         metrics::counter!(DELIVERIES_TOTAL, "endpoint" => "_unknown", "outcome" => "unknown_endpoint").increment(1);
         return Outcome::UnknownEndpoint.into_response();
     };
-    let outcome = handle(&state, ep, method, headers, body).await;
+    let outcome = handle(&state, ep, method, uri, headers, body).await;
     let name = ep.name.as_str().to_owned();
     match &outcome {
         Outcome::Accepted { delivery_id, seq } => {
@@ -145,6 +146,7 @@ async fn handle(
     state: &AppState,
     ep: &Endpoint,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Outcome {
@@ -163,11 +165,17 @@ async fn handle(
     let raw = RawDelivery {
         endpoint: ep.name.clone(),
         method,
+        uri,
         headers,
         body,
         received_at: OffsetDateTime::now_utc(),
     };
     if let Some(handshake) = ep.provider.handshake(&raw) {
+        // Learned secrets (Asana) need the store; no provider compiled in learns one yet.
+        if handshake.learned_secret.is_some() {
+            tracing::warn!(endpoint = %ep.name, "handshake secret offered but not supported here");
+            return Outcome::Malformed("this endpoint does not accept handshake secrets".into());
+        }
         let mut response = Response::new(Body::from(handshake.body));
         *response.status_mut() = handshake.status;
         *response.headers_mut() = handshake.headers;

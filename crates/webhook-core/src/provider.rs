@@ -1,7 +1,10 @@
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
+use time::OffsetDateTime;
 
-use crate::{DeliveryId, Event, IdentifyError, ParseError, ProviderKind, RawDelivery, VerifyError};
+use crate::{
+    DeliveryId, Event, IdentifyError, ParseError, ProviderKind, RawDelivery, Secret, VerifyError,
+};
 
 /// The answer to a provider's handshake request, sent without storing a delivery.
 #[derive(Clone, Debug)]
@@ -12,6 +15,48 @@ pub struct Handshake {
     pub headers: HeaderMap,
     /// The body to answer with.
     pub body: Bytes,
+    /// A secret the service handed over in the handshake (Asana's `X-Hook-Secret`), to be
+    /// kept durably and used to verify later deliveries. The server accepts it only for an
+    /// endpoint that has no secret yet or a registration pending, and never to replace one.
+    pub learned_secret: Option<Secret>,
+}
+
+impl Handshake {
+    /// An empty answer with `status`.
+    pub fn status(status: StatusCode) -> Self {
+        Self {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            learned_secret: None,
+        }
+    }
+}
+
+/// A delivery signed the way the service signs it: what `hookbridge send` and tests post.
+#[derive(Clone, Debug)]
+pub struct SignedDelivery {
+    /// Headers to send (content type, event, delivery id, signature, ...).
+    pub headers: HeaderMap,
+    /// The body to send, exactly.
+    pub body: Bytes,
+    /// A query string to append to the endpoint URL (without `?`), for URL-token schemes.
+    pub query: Option<String>,
+}
+
+/// Why a sample delivery could not be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// The provider cannot produce this signature (e.g. the service signs with its own
+    /// private key).
+    #[error("cannot sign for this provider: {0}")]
+    Unsupported(String),
+    /// The endpoint has no secret to sign with.
+    #[error("no secret is configured to sign with")]
+    NoSecret,
+    /// The sample does not fit the provider.
+    #[error("invalid sample: {0}")]
+    InvalidSample(String),
 }
 
 /// What [`Provider::identify`] learns cheaply, before a full parse: enough to store and
@@ -60,4 +105,27 @@ pub trait Provider: Send + Sync + 'static {
     /// Parses the delivery into a typed event. Unknown event types and fields are kept as
     /// untyped events rather than rejected.
     fn parse(&self, delivery: &RawDelivery) -> Result<Event, ParseError>;
+
+    /// Signs `json` as the service would send it for `event_type`, with the first configured
+    /// secret: for `hookbridge send` and tests of the whole path.
+    fn sign(
+        &self,
+        event_type: &str,
+        json: &[u8],
+        delivery_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<SignedDelivery, SignError> {
+        let _ = (event_type, json, delivery_id, now);
+        Err(SignError::Unsupported(format!(
+            "{} has no signer",
+            self.kind()
+        )))
+    }
+
+    /// Starts using a secret learned in a handshake or restored from the store. Returns
+    /// `false` for providers that do not learn secrets.
+    fn learn_secret(&self, secret: Secret) -> bool {
+        let _ = secret;
+        false
+    }
 }

@@ -1627,16 +1627,22 @@ impl GithubEvent {
     }
 
     /// The object the event is about, as a stable key used for per-object ordering and links:
-    /// issues/issue_comment -> "github:owner/repo#12"; pull_request/pull_request_review/
-    /// pull_request_review_comment -> "github:owner/repo#34"; push/create/delete ->
-    /// "github:owner/repo@refs/heads/main" (create/delete: the full ref from ref_type+ref,
-    /// tag -> refs/tags/x); label -> "github:owner/repo/label/<name>"; release ->
-    /// "github:owner/repo/release/<id>"; check_run -> "github:owner/repo/check_run/<id>";
-    /// check_suite -> ".../check_suite/<id>"; workflow_run -> ".../workflow_run/<id>";
-    /// installation/installation_repositories -> "github:installation/<id>"; ping ->
-    /// "github:hook/<hook_id>"; untyped: "github:owner/repo" from payload.repository.full_name
-    /// if present, else None. Repository-scoped keys are None when the payload has no
-    /// repository.
+    ///
+    /// - `issues`, `issue_comment`: `github:owner/repo#12`;
+    /// - `pull_request`, `pull_request_review`, `pull_request_review_comment`:
+    ///   `github:owner/repo#34`;
+    /// - `push`, `create`, `delete`: `github:owner/repo@refs/heads/main` (create/delete: the
+    ///   full ref from `ref_type` + `ref`, a tag giving `refs/tags/x`);
+    /// - `label`: `github:owner/repo/label/<name>`;
+    /// - `release`: `github:owner/repo/release/<id>`;
+    /// - `check_run`, `check_suite`, `workflow_run`: `github:owner/repo/check_run/<id>`,
+    ///   `.../check_suite/<id>`, `.../workflow_run/<id>`;
+    /// - `installation`, `installation_repositories`: `github:installation/<id>`;
+    /// - `ping`: `github:hook/<hook_id>`;
+    /// - untyped: `github:owner/repo` from `payload.repository.full_name` if present.
+    ///
+    /// None when a repository-scoped event carries no repository, or an untyped one has no
+    /// `repository.full_name`.
     pub fn subject(&self) -> Option<String> {
         match self {
             GithubEvent::Issues(e) => {

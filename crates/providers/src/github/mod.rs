@@ -23,19 +23,45 @@
 
 pub mod events;
 mod identify;
+mod sign;
 mod verify;
 
 use hookbridge_core::{
     Actor, Event, IdentifyError, Identity, ParseError, Provider, ProviderKind, RawDelivery, Secret,
-    SubjectKey, Verified, VerifyError,
+    SignError, SignedDelivery, SubjectKey, Verified, VerifyError,
 };
 use serde::Deserialize;
 
-use crate::ProviderConfigError;
+use crate::samples::samples;
+use crate::{ProviderConfigError, Sample};
 pub use events::GithubEvent;
 
 /// The provider kind of GitHub, `github`.
 pub const KIND: ProviderKind = ProviderKind::new("github");
+
+/// Sample deliveries, one per typed event.
+pub const SAMPLES: &[Sample] = samples!("github":
+    "check_run.completed" => "check_run",
+    "check_suite.completed" => "check_suite",
+    "create" => "create",
+    "delete" => "delete",
+    "installation.created" => "installation",
+    "installation_repositories.added" => "installation_repositories",
+    "issue_comment.created" => "issue_comment",
+    "issues.closed" => "issues",
+    "issues.labeled" => "issues",
+    "issues.opened" => "issues",
+    "label.created" => "label",
+    "ping" => "ping",
+    "pull_request.closed" => "pull_request",
+    "pull_request.opened" => "pull_request",
+    "pull_request.synchronize" => "pull_request",
+    "pull_request_review.submitted" => "pull_request_review",
+    "pull_request_review_comment.created" => "pull_request_review_comment",
+    "push" => "push",
+    "release.published" => "release",
+    "workflow_run.completed" => "workflow_run",
+);
 
 /// GitHub-specific endpoint options.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -85,16 +111,31 @@ impl Provider for Github {
         identify::identify(delivery)
     }
 
+    fn sign(
+        &self,
+        event_type: &str,
+        json: &[u8],
+        delivery_id: &str,
+        _now: time::OffsetDateTime,
+    ) -> Result<SignedDelivery, SignError> {
+        let secret = self.secrets.first().ok_or(SignError::NoSecret)?;
+        sign::sign(secret, event_type, json, delivery_id)
+    }
+
     fn parse(&self, delivery: &RawDelivery) -> Result<Event, ParseError> {
         let identity = identify::identify(delivery)?;
         let json = identify::json_body(delivery)?;
         let typed = GithubEvent::from_json(&identity.event_type, &json)
             .map_err(|e| ParseError::Malformed(e.to_string()))?;
-        let actor = typed.sender().map(|user| Actor {
-            id: Some(user.id.to_string()),
-            name: user.login.clone(),
-            is_bot: user.kind.as_deref() == Some("Bot"),
-        });
+        let actor = match &typed {
+            // Untyped events still name their sender; loop prevention needs it.
+            GithubEvent::Untyped(untyped) => untyped_actor(&untyped.payload["sender"]),
+            _ => typed.sender().map(|user| Actor {
+                id: Some(user.id.to_string()),
+                name: user.login.clone(),
+                is_bot: user.kind.as_deref() == Some("Bot"),
+            }),
+        };
         Ok(
             Event::new(KIND, typed.name(), identity.delivery_id, typed.clone())
                 .with_subject(typed.subject().map(SubjectKey::new))
@@ -102,4 +143,16 @@ impl Provider for Github {
                 .with_occurred_at(typed.updated_at()),
         )
     }
+}
+
+fn untyped_actor(sender: &serde_json::Value) -> Option<Actor> {
+    let name = sender.get("login")?.as_str()?.to_owned();
+    Some(Actor {
+        id: sender.get("id").map(|id| match id {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+        name,
+        is_bot: sender.get("type").and_then(|t| t.as_str()) == Some("Bot"),
+    })
 }

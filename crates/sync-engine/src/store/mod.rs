@@ -140,6 +140,7 @@ impl StoredDelivery {
         RawDelivery {
             endpoint: self.endpoint.clone(),
             method: Method::POST,
+            uri: http::Uri::from_static("/"),
             headers,
             body: self.body.clone(),
             received_at: self.received_at,

@@ -1,0 +1,120 @@
+//! The SQLite store against the shared conformance suite, plus what only SQLite has.
+
+mod conformance;
+
+use std::sync::Arc;
+
+use hookbridge_core::DeliveryId;
+use hookbridge_sync_engine::store::{InsertOutcome, SqliteOptions, SqliteStore, Store, StoreError};
+
+async fn fresh() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        dir.path().join("nested/dir/hb.db"),
+        SqliteOptions::default(),
+    )
+    .await
+    .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn insert_is_idempotent_per_endpoint() {
+    let (_dir, store) = fresh().await;
+    conformance::insert_is_idempotent_per_endpoint(&store).await;
+}
+
+#[tokio::test]
+async fn concurrent_inserts_each_land_once() {
+    let (_dir, store) = fresh().await;
+    conformance::concurrent_inserts_each_land_once(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn list_pages_newest_first() {
+    let (_dir, store) = fresh().await;
+    conformance::list_pages_newest_first(&store).await;
+}
+
+#[tokio::test]
+async fn health_then_closed() {
+    let (_dir, store) = fresh().await;
+    conformance::health_then_closed(&store).await;
+}
+
+#[tokio::test]
+async fn data_survives_reopen_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hb.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    store
+        .insert_delivery(conformance::delivery("a", "kept"))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .insert_delivery(conformance::delivery("a", "kept"))
+            .await
+            .unwrap(),
+        InsertOutcome::Duplicate
+    );
+    assert_eq!(
+        store
+            .find_deliveries(&DeliveryId::new("kept"), None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hb.db");
+    SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let err = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_location_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = SqliteStore::open(file.join("hb.db"), SqliteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot prepare the store"),
+        "{err}"
+    );
+}
