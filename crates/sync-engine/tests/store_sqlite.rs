@@ -118,3 +118,39 @@ async fn an_unusable_location_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn dispatch_creates_jobs_once() {
+    let (_dir, store) = fresh().await;
+    conformance::dispatch_creates_jobs_once(&store).await;
+}
+
+#[tokio::test]
+async fn jobs_claim_finish_retry_dead_replay() {
+    let (_dir, store) = fresh().await;
+    conformance::jobs_claim_finish_retry_dead_replay(&store).await;
+}
+
+#[tokio::test]
+async fn expired_lease_is_taken_again() {
+    let (_dir, store) = fresh().await;
+    conformance::expired_lease_is_taken_again(&store).await;
+}
+
+#[tokio::test]
+async fn one_subject_runs_in_order() {
+    let (_dir, store) = fresh().await;
+    conformance::one_subject_runs_in_order(&store).await;
+}
+
+#[tokio::test]
+async fn links_marks_cursors_leases_state_tokens_secrets() {
+    let (_dir, store) = fresh().await;
+    conformance::links_marks_cursors_leases_state_tokens_secrets(&store).await;
+}
+
+#[tokio::test]
+async fn notifier_wakes_on_insert() {
+    let (_dir, store) = fresh().await;
+    conformance::notifier_wakes_on_insert(Arc::new(store)).await;
+}

@@ -148,3 +148,536 @@ pub async fn health_then_closed(store: &dyn Store) {
             .is_err()
     );
 }
+
+// ---- the engine's tables ----
+
+use std::time::Duration;
+
+use hookbridge_core::Secret;
+use hookbridge_sync_engine::store::{
+    Attempt, DeliveryStatus, EchoMark, JobFilter, JobId, JobNext, JobState, Link, NewJob,
+    TokenRecord,
+};
+
+fn t(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
+}
+
+fn job(rule: &str, subject: Option<&str>) -> NewJob {
+    NewJob {
+        rule: rule.into(),
+        subject: subject.map(Into::into),
+        max_attempts: 3,
+    }
+}
+
+fn attempt(number: u32, outcome: &str, error: Option<&str>) -> Attempt {
+    Attempt {
+        number,
+        started_at: t(0),
+        finished_at: t(1),
+        outcome: outcome.into(),
+        error: error.map(Into::into),
+        actions: vec!["POST /thing".into()],
+    }
+}
+
+async fn inserted(store: &dyn Store, endpoint: &str, id: &str) -> i64 {
+    match store.insert_delivery(delivery(endpoint, id)).await.unwrap() {
+        InsertOutcome::Inserted { seq } => seq,
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn dispatch_creates_jobs_once(store: &dyn Store) {
+    let seq = inserted(store, "d", "1").await;
+    let other = inserted(store, "d", "2").await;
+    let pending = store.undispatched(10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        [seq, other]
+    );
+
+    let jobs = [job("r1", Some("s")), job("r2", None)];
+    assert!(
+        store
+            .dispatch(seq, DeliveryStatus::Dispatched, &jobs, t(0))
+            .await
+            .unwrap()
+    );
+    // A second dispatcher racing for the same delivery changes nothing.
+    assert!(
+        !store
+            .dispatch(seq, DeliveryStatus::Dispatched, &jobs, t(0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .dispatch(other, DeliveryStatus::NoRules, &[], t(0))
+            .await
+            .unwrap()
+    );
+    assert!(store.undispatched(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.delivery(seq).await.unwrap().unwrap().status,
+        "dispatched"
+    );
+    assert_eq!(
+        store.delivery(other).await.unwrap().unwrap().status,
+        "no_rules"
+    );
+    let listed = store
+        .list_jobs(&JobFilter {
+            delivery_seq: Some(seq),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .all(|j| j.state == JobState::Pending && j.attempts == 0)
+    );
+
+    // Replay puts it back for the dispatcher.
+    assert!(store.replay_delivery(other).await.unwrap());
+    assert_eq!(store.undispatched(10).await.unwrap()[0].seq, other);
+    assert!(!store.replay_delivery(987_654).await.unwrap());
+}
+
+pub async fn jobs_claim_finish_retry_dead_replay(store: &dyn Store) {
+    let seq = inserted(store, "j", "1").await;
+    store
+        .dispatch(seq, DeliveryStatus::Dispatched, &[job("r", None)], t(0))
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(30);
+
+    let claimed = store.claim_jobs("w1", 10, lease, t(1)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let id = claimed[0].job.id;
+    assert_eq!(claimed[0].job.attempts, 1);
+    assert_eq!(claimed[0].job.state, JobState::Running);
+    assert_eq!(claimed[0].delivery.seq, seq);
+    // Held: nobody else gets it.
+    assert!(
+        store
+            .claim_jobs("w2", 10, lease, t(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Attempt 1 fails, retry at t(100): not runnable before.
+    let retry = JobNext::RetryAt(t(100));
+    assert!(
+        store
+            .finish_job(
+                id,
+                "w1",
+                &attempt(1, "retry", Some("HTTP 500")),
+                retry,
+                t(3)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_jobs("w2", 10, lease, t(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_jobs("w2", 10, lease, t(100)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].job.attempts, 2);
+    assert_eq!(again[0].job.last_error.as_deref(), Some("HTTP 500"));
+
+    // The old worker cannot finish a job it no longer holds.
+    assert!(
+        !store
+            .finish_job(
+                id,
+                "w1",
+                &attempt(2, "applied", None),
+                JobNext::Done,
+                t(101)
+            )
+            .await
+            .unwrap()
+    );
+    // Attempt 2 fails for good: dead letter.
+    assert!(
+        store
+            .finish_job(
+                id,
+                "w2",
+                &attempt(2, "failed", Some("HTTP 400")),
+                JobNext::Dead,
+                t(102)
+            )
+            .await
+            .unwrap()
+    );
+    let dead = store
+        .list_jobs(&JobFilter {
+            state: Some(JobState::Dead),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
+    let (stored, attempts) = store.job(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Dead);
+    assert_eq!(stored.last_error.as_deref(), Some("HTTP 400"));
+    assert_eq!(
+        attempts.iter().map(|a| a.number).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(attempts[0].error.as_deref(), Some("HTTP 500"));
+    assert_eq!(attempts[1].actions, ["POST /thing"]);
+
+    // Replay: pending again with a fresh budget; attempts keep their numbers.
+    assert!(store.replay_job(id, t(200)).await.unwrap());
+    assert!(
+        !store.replay_job(id, t(200)).await.unwrap(),
+        "only dead or skipped jobs replay"
+    );
+    let replayed = store.claim_jobs("w3", 10, lease, t(201)).await.unwrap();
+    assert_eq!(replayed[0].job.attempts, 3);
+    assert!(replayed[0].job.max_attempts >= 5);
+    assert!(
+        store
+            .finish_job(
+                id,
+                "w3",
+                &attempt(3, "applied", None),
+                JobNext::Done,
+                t(202)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.job(id).await.unwrap().unwrap().0.state,
+        JobState::Done
+    );
+    let counts = store.job_counts().await.unwrap();
+    assert!(counts.contains(&(JobState::Done, 1)), "{counts:?}");
+    assert!(store.job(JobId(999_999)).await.unwrap().is_none());
+}
+
+pub async fn expired_lease_is_taken_again(store: &dyn Store) {
+    let seq = inserted(store, "l", "1").await;
+    store
+        .dispatch(seq, DeliveryStatus::Dispatched, &[job("r", None)], t(0))
+        .await
+        .unwrap();
+    let first = store
+        .claim_jobs("dies", 1, Duration::from_secs(10), t(0))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        store
+            .claim_jobs("w2", 1, Duration::from_secs(10), t(9))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = store
+        .claim_jobs("w2", 1, Duration::from_secs(10), t(11))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].job.id, first[0].job.id);
+    assert_eq!(taken[0].job.attempts, 2);
+    // The dead worker's late result is refused.
+    assert!(
+        !store
+            .finish_job(
+                first[0].job.id,
+                "dies",
+                &attempt(1, "applied", None),
+                JobNext::Done,
+                t(12)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_job(
+                taken[0].job.id,
+                "w2",
+                &attempt(2, "applied", None),
+                JobNext::Done,
+                t(12)
+            )
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn one_subject_runs_in_order(store: &dyn Store) {
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        let seq = inserted(store, "o", &i.to_string()).await;
+        let jobs = [
+            job("r", Some("github:o/r#1")),
+            job("r", Some(&format!("other-{i}"))),
+        ];
+        store
+            .dispatch(seq, DeliveryStatus::Dispatched, &jobs, t(0))
+            .await
+            .unwrap();
+        seqs.push(seq);
+    }
+    let lease = Duration::from_secs(60);
+    // Only the first job of the shared subject is runnable, beside every other subject.
+    let claimed = store.claim_jobs("w", 10, lease, t(1)).await.unwrap();
+    let shared: Vec<_> = claimed
+        .iter()
+        .filter(|c| c.job.subject.as_deref() == Some("github:o/r#1"))
+        .collect();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].delivery.seq, seqs[0]);
+    assert_eq!(claimed.len(), 4);
+    // While it runs (or waits for a retry), the next one waits.
+    assert!(
+        store
+            .claim_jobs("w", 10, lease, t(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let id = shared[0].job.id;
+    store
+        .finish_job(
+            id,
+            "w",
+            &attempt(1, "retry", Some("429")),
+            JobNext::RetryAt(t(10)),
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_jobs("w", 10, lease, t(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store.claim_jobs("w", 10, lease, t(10)).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].job.id, id);
+    store
+        .finish_job(id, "w", &attempt(2, "applied", None), JobNext::Done, t(11))
+        .await
+        .unwrap();
+    let next = store.claim_jobs("w", 10, lease, t(12)).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].delivery.seq, seqs[1]);
+    // Other rules on the same subject are independent.
+    let seq = inserted(store, "o", "x").await;
+    store
+        .dispatch(
+            seq,
+            DeliveryStatus::Dispatched,
+            &[job("other-rule", Some("github:o/r#1"))],
+            t(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_jobs("w", 10, lease, t(13)).await.unwrap().len(),
+        1
+    );
+}
+
+pub async fn links_marks_cursors_leases_state_tokens_secrets(store: &dyn Store) {
+    // Links, both directions, replace on the same (rule, a).
+    let link = Link {
+        rule: "gh-jira".into(),
+        a: "github:o/r#1".into(),
+        b: "jira:P-1".into(),
+        data: serde_json::json!({"status": "Open"}),
+    };
+    store.put_link(&link).await.unwrap();
+    assert_eq!(
+        store.link_from("gh-jira", "github:o/r#1").await.unwrap(),
+        Some(link.clone())
+    );
+    assert_eq!(
+        store.link_to("gh-jira", "jira:P-1").await.unwrap(),
+        Some(link.clone())
+    );
+    assert!(
+        store
+            .link_from("other", "github:o/r#1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let moved = Link {
+        b: "jira:P-2".into(),
+        ..link.clone()
+    };
+    store.put_link(&moved).await.unwrap();
+    assert!(
+        store
+            .link_to("gh-jira", "jira:P-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .put_link(&Link {
+            a: "github:o/r#2".into(),
+            b: "jira:P-3".into(),
+            ..link.clone()
+        })
+        .await
+        .unwrap();
+    let page = store.list_links(Some("gh-jira"), None, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let rest = store
+        .list_links(Some("gh-jira"), Some(&page[0].a), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+
+    // Echo marks: consumed once, not after expiry, exact values only.
+    let mark = EchoMark {
+        target: "jira:P-2".into(),
+        field: "status".into(),
+        value: "Done".into(),
+        expires_at: t(60),
+    };
+    store.put_echo_mark(&mark).await.unwrap();
+    assert!(
+        !store
+            .take_echo_mark("jira:P-2", "status", "Open", t(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_echo_mark("jira:P-2", "status", "Done", t(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_echo_mark("jira:P-2", "status", "Done", t(2))
+            .await
+            .unwrap()
+    );
+    store.put_echo_mark(&mark).await.unwrap();
+    assert!(
+        !store
+            .take_echo_mark("jira:P-2", "status", "Done", t(61))
+            .await
+            .unwrap()
+    );
+
+    // Poll commits: deliveries and cursor together; re-polling a window duplicates nothing.
+    assert_eq!(store.cursor("pd-log").await.unwrap(), None);
+    let out = store
+        .commit_poll(
+            "pd-log",
+            "c1",
+            vec![delivery("pd", "e1"), delivery("pd", "e2")],
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.iter()
+            .all(|o| matches!(o, InsertOutcome::Inserted { .. }))
+    );
+    let out = store
+        .commit_poll(
+            "pd-log",
+            "c2",
+            vec![delivery("pd", "e2"), delivery("pd", "e3")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out[0], InsertOutcome::Duplicate);
+    assert!(matches!(out[1], InsertOutcome::Inserted { .. }));
+    assert_eq!(store.cursor("pd-log").await.unwrap().as_deref(), Some("c2"));
+
+    // Leases: one holder at a time, renewable, taken over after expiry, releasable.
+    let ttl = Duration::from_secs(30);
+    assert!(store.try_lease("poller", "a", ttl, t(0)).await.unwrap());
+    assert!(!store.try_lease("poller", "b", ttl, t(10)).await.unwrap());
+    assert!(store.try_lease("poller", "a", ttl, t(20)).await.unwrap());
+    assert!(!store.try_lease("poller", "b", ttl, t(40)).await.unwrap());
+    assert!(store.try_lease("poller", "b", ttl, t(51)).await.unwrap());
+    store.release_lease("poller", "a").await.unwrap();
+    assert!(!store.try_lease("poller", "a", ttl, t(52)).await.unwrap());
+    store.release_lease("poller", "b").await.unwrap();
+    assert!(store.try_lease("poller", "a", ttl, t(53)).await.unwrap());
+
+    // Rule state.
+    assert_eq!(store.state("r", "k").await.unwrap(), None);
+    store
+        .put_state("r", "k", &serde_json::json!({"n": 1}))
+        .await
+        .unwrap();
+    store
+        .put_state("r", "k", &serde_json::json!({"n": 2}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.state("r", "k").await.unwrap(),
+        Some(serde_json::json!({"n": 2}))
+    );
+
+    // Tokens.
+    let token = TokenRecord {
+        access_token: Secret::new("at-1"),
+        refresh_token: Some(Secret::new("rt-1")),
+        expires_at: Some(t(3600)),
+        scopes: "read write".into(),
+    };
+    store.put_token("jira", &token).await.unwrap();
+    assert_eq!(store.token("jira").await.unwrap(), Some(token));
+    assert!(!format!("{:?}", store.token("jira").await.unwrap()).contains("at-1"));
+
+    // Learned secrets: the first one sticks.
+    let ep = EndpointName::new("asana");
+    assert!(store.learned_secret(&ep).await.unwrap().is_none());
+    assert!(
+        store
+            .store_learned_secret(&ep, &Secret::new("first"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .store_learned_secret(&ep, &Secret::new("second"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.learned_secret(&ep).await.unwrap(),
+        Some(Secret::new("first"))
+    );
+}
+
+pub async fn notifier_wakes_on_insert(store: Arc<dyn Store>) {
+    let notify = store.notifier();
+    let waiter = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(5), notify.notified())
+            .await
+            .is_ok()
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.insert_delivery(delivery("n", "1")).await.unwrap();
+    assert!(waiter.await.unwrap(), "not woken by an insert");
+}
