@@ -1,6 +1,8 @@
-//! The hookbridge sync engine. This release holds its durable foundation: the [`store`]
-//! module with the [`Store`](store::Store) trait and the embedded SQLite store that keeps
-//! the delivery inbox.
+//! The hookbridge sync engine: the durable [`store`] (the [`Store`](store::Store) trait, the
+//! embedded SQLite store and the PostgreSQL store) and the [`engine`] that turns stored
+//! deliveries into applied rules, with leases, retries, dead letters, echo suppression and
+//! pollers.
 #![deny(missing_docs)]
 
+pub mod engine;
 pub mod store;

@@ -21,153 +21,22 @@
 //! # });
 //! ```
 
+mod records;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use hookbridge_core::{DeliveryId, EndpointName, RawDelivery};
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use serde::Serialize;
+use hookbridge_core::{DeliveryId, EndpointName, Secret};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
+pub use records::{
+    Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, EchoMark, InsertOutcome, Job, JobFilter,
+    JobId, JobNext, JobState, Link, NewDelivery, NewJob, StoredDelivery, TokenRecord,
+};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-
-/// Headers never stored: they carry credentials, not information about the event.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
-
-/// A delivery to put in the inbox.
-#[derive(Clone, Debug)]
-pub struct NewDelivery {
-    /// The endpoint it arrived on.
-    pub endpoint: EndpointName,
-    /// The provider kind of that endpoint.
-    pub provider: String,
-    /// The provider's delivery id; (endpoint, delivery id) is unique.
-    pub delivery_id: DeliveryId,
-    /// The event type as the provider named it.
-    pub event_type: String,
-    /// The request headers worth keeping (see [`NewDelivery::from_raw`]).
-    pub headers: Vec<(String, String)>,
-    /// The body exactly as received.
-    pub body: Bytes,
-    /// When it was received.
-    pub received_at: OffsetDateTime,
-}
-
-impl NewDelivery {
-    /// Builds the record of a verified, identified delivery. Credential headers
-    /// (`Authorization`, `Cookie`) and headers that are not valid text are left out.
-    pub fn from_raw(
-        raw: &RawDelivery,
-        provider: &str,
-        delivery_id: DeliveryId,
-        event_type: String,
-    ) -> Self {
-        let headers = raw
-            .headers
-            .iter()
-            .filter(|(name, _)| !CREDENTIAL_HEADERS.contains(&name.as_str()))
-            .filter_map(|(name, value)| {
-                value
-                    .to_str()
-                    .ok()
-                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
-            })
-            .collect();
-        Self {
-            endpoint: raw.endpoint.clone(),
-            provider: provider.to_owned(),
-            delivery_id,
-            event_type,
-            headers,
-            body: raw.body.clone(),
-            received_at: raw.received_at,
-        }
-    }
-}
-
-/// What inserting a delivery did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InsertOutcome {
-    /// The delivery is new and now durable, at this inbox sequence number.
-    Inserted {
-        /// The inbox sequence number.
-        seq: i64,
-    },
-    /// A delivery with the same (endpoint, delivery id) was already stored; nothing changed.
-    Duplicate,
-}
-
-/// A delivery as stored in the inbox.
-#[derive(Clone, Debug, Serialize)]
-pub struct StoredDelivery {
-    /// The inbox sequence number, increasing with arrival.
-    pub seq: i64,
-    /// The endpoint it arrived on.
-    pub endpoint: EndpointName,
-    /// The provider kind.
-    pub provider: String,
-    /// The provider's delivery id.
-    pub delivery_id: DeliveryId,
-    /// The event type as the provider named it.
-    pub event_type: String,
-    /// The stored headers.
-    pub headers: Vec<(String, String)>,
-    /// The body as received.
-    #[serde(skip)]
-    pub body: Bytes,
-    /// When it was received.
-    #[serde(with = "time::serde::rfc3339")]
-    pub received_at: OffsetDateTime,
-    /// Processing status (`received` until the engine takes it).
-    pub status: String,
-}
-
-impl StoredDelivery {
-    /// The delivery as the provider sent it, to verify or parse again.
-    pub fn to_raw(&self) -> RawDelivery {
-        let mut headers = HeaderMap::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.append(n, v);
-            }
-        }
-        RawDelivery {
-            endpoint: self.endpoint.clone(),
-            method: Method::POST,
-            uri: http::Uri::from_static("/"),
-            headers,
-            body: self.body.clone(),
-            received_at: self.received_at,
-        }
-    }
-}
-
-/// Which deliveries to list, newest first.
-#[derive(Clone, Debug)]
-pub struct DeliveryFilter {
-    /// Only this endpoint.
-    pub endpoint: Option<EndpointName>,
-    /// Only deliveries with a sequence number below this one (for paging).
-    pub before_seq: Option<i64>,
-    /// At most this many.
-    pub limit: u32,
-}
-
-impl Default for DeliveryFilter {
-    fn default() -> Self {
-        Self {
-            endpoint: None,
-            before_seq: None,
-            limit: 50,
-        }
-    }
-}
 
 /// A storage failure. Messages never contain delivery bodies or secrets.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -213,6 +82,20 @@ pub enum StoreError {
     Closed,
 }
 
+/// Times are stored as unix microseconds in every backend.
+pub(crate) fn unix_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_unix_micros(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl StoreError {
     pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| StoreError::Database {
@@ -222,10 +105,16 @@ impl StoreError {
     }
 }
 
-/// Durable storage for hookbridge. Implementations must make an insert durable before they
-/// return `Ok`: the server acknowledges a delivery only after that.
+/// Durable storage for hookbridge: the delivery inbox, the job queue, links between
+/// objects, echo marks, poller cursors and leases, rule state, OAuth tokens and secrets
+/// learned in handshakes.
+///
+/// Every backend passes the same conformance suite (`crates/sync-engine/tests/conformance`).
+/// Writes are durable when the call returns `Ok`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // ---- inbox ----
+
     /// Inserts a delivery unless one with the same (endpoint, delivery id) exists.
     async fn insert_delivery(&self, delivery: NewDelivery) -> Result<InsertOutcome, StoreError>;
 
@@ -236,11 +125,169 @@ pub trait Store: Send + Sync + 'static {
         endpoint: Option<&EndpointName>,
     ) -> Result<Vec<StoredDelivery>, StoreError>;
 
-    /// Deliveries matching the filter, newest first, without their bodies' meaning.
+    /// One delivery by its inbox sequence number.
+    async fn delivery(&self, seq: i64) -> Result<Option<StoredDelivery>, StoreError>;
+
+    /// Deliveries matching the filter, newest first.
     async fn list_deliveries(
         &self,
         filter: &DeliveryFilter,
     ) -> Result<Vec<StoredDelivery>, StoreError>;
+
+    /// Woken after deliveries are inserted or jobs become ready, so that the engine reacts
+    /// at once instead of polling. Backends shared by several processes also poll.
+    fn notifier(&self) -> Arc<Notify>;
+
+    // ---- dispatch ----
+
+    /// Up to `limit` deliveries still `received`, oldest first, for the dispatcher.
+    async fn undispatched(&self, limit: u32) -> Result<Vec<StoredDelivery>, StoreError>;
+
+    /// Records the dispatch of a `received` delivery: creates its jobs and sets its status,
+    /// in one transaction. Returns `false` (and changes nothing) if the delivery was no
+    /// longer `received` (another dispatcher took it).
+    async fn dispatch(
+        &self,
+        seq: i64,
+        status: DeliveryStatus,
+        jobs: &[NewJob],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets a delivery back to `received`, so it is dispatched again through the current
+    /// rules. Returns `false` if there is no such delivery.
+    async fn replay_delivery(&self, seq: i64) -> Result<bool, StoreError>;
+
+    // ---- jobs ----
+
+    /// Claims up to `limit` runnable jobs for `worker`, each with a lease until
+    /// `now + lease`: pending jobs whose time has come and running jobs whose lease expired
+    /// (their worker died). A job is not runnable while an earlier job of the same rule and
+    /// subject is pending or running.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Records an attempt and moves the job on. Returns `false` if `worker` no longer holds
+    /// the job (its lease expired and another worker took it): the result is then dropped.
+    async fn finish_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: &Attempt,
+        next: JobNext,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// One job with its attempts.
+    async fn job(&self, id: JobId) -> Result<Option<(Job, Vec<Attempt>)>, StoreError>;
+
+    /// Jobs matching the filter, newest first.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// Moves a dead (or skipped) job back to pending with fresh attempts. Returns `false` if
+    /// the job is not dead or skipped.
+    async fn replay_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Counts jobs by state, for metrics and the overview.
+    async fn job_counts(&self) -> Result<Vec<(JobState, u64)>, StoreError>;
+
+    // ---- links ----
+
+    /// Creates or replaces the link of (`rule`, `a`).
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
+
+    /// The link of `rule` from object `a`.
+    async fn link_from(&self, rule: &str, a: &str) -> Result<Option<Link>, StoreError>;
+
+    /// The link of `rule` to object `b`.
+    async fn link_to(&self, rule: &str, b: &str) -> Result<Option<Link>, StoreError>;
+
+    /// Links of `rule` (or all), by `a`, after `after_a` (paging).
+    async fn list_links(
+        &self,
+        rule: Option<&str>,
+        after_a: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Link>, StoreError>;
+
+    // ---- echo marks ----
+
+    /// Records a write, so that its echo is recognised until the mark expires.
+    async fn put_echo_mark(&self, mark: &EchoMark) -> Result<(), StoreError>;
+
+    /// Consumes an unexpired mark of (`target`, `field`, `value`); `true` if there was one,
+    /// i.e. the change is hookbridge's own write coming back.
+    async fn take_echo_mark(
+        &self,
+        target: &str,
+        field: &str,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    // ---- pollers and leases ----
+
+    /// A poller's cursor.
+    async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError>;
+
+    /// Inserts the deliveries a poller produced and moves its cursor, in one transaction,
+    /// so a crash between the two can neither lose nor duplicate events.
+    async fn commit_poll(
+        &self,
+        source: &str,
+        cursor: &str,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Vec<InsertOutcome>, StoreError>;
+
+    /// Takes or renews the named lease for `holder` until `now + ttl`. `true` if `holder`
+    /// holds it now; `false` if another holder's lease is still valid.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up the lease if `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
+    // ---- rule state, tokens, learned secrets ----
+
+    /// A rule's stored value for `key`.
+    async fn state(&self, rule: &str, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+
+    /// Stores a rule's value for `key`.
+    async fn put_state(
+        &self,
+        rule: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// The OAuth tokens of a connection.
+    async fn token(&self, connection: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Stores the OAuth tokens of a connection.
+    async fn put_token(&self, connection: &str, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// The secret an endpoint learned in a handshake (Asana).
+    async fn learned_secret(&self, endpoint: &EndpointName) -> Result<Option<Secret>, StoreError>;
+
+    /// Stores the secret an endpoint learned in a handshake, only if it has none: `false`
+    /// (and nothing changes) if one is already stored. A handshake never replaces a secret.
+    async fn store_learned_secret(
+        &self,
+        endpoint: &EndpointName,
+        secret: &Secret,
+    ) -> Result<bool, StoreError>;
+
+    // ---- lifecycle ----
 
     /// Whether the store can serve requests now (for `/readyz`).
     async fn check_health(&self) -> Result<(), StoreError>;
