@@ -12,10 +12,26 @@
 //! read endpoints from a file.
 #![deny(missing_docs)]
 
+#[cfg(feature = "asana")]
+pub mod asana;
 #[cfg(feature = "github")]
 pub mod github;
+#[cfg(feature = "gitlab")]
+pub mod gitlab;
+#[cfg(feature = "jira")]
+pub mod jira;
+#[cfg(feature = "pagerduty")]
+pub mod pagerduty;
 mod registry;
 mod samples;
+#[cfg(feature = "slack")]
+pub mod slack;
+#[cfg(feature = "standard-webhooks")]
+pub mod standard_webhooks;
+#[cfg(feature = "travis")]
+pub mod travis;
+#[cfg(feature = "trello")]
+pub mod trello;
 
 pub use registry::{ProviderConfigError, build, kinds, parser, samples};
 pub use samples::Sample;

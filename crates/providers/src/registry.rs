@@ -36,42 +36,82 @@ pub enum ProviderConfigError {
     },
 }
 
-/// The provider kinds compiled into this build, as written in configuration files.
-pub fn kinds() -> &'static [&'static str] {
-    const KINDS: &[&str] = &[
-        #[cfg(feature = "github")]
-        crate::github::KIND.as_str(),
-    ];
-    KINDS
+/// One table of every provider: feature, kind, module and type. Each row yields its arm in
+/// [`kinds`], [`build`], [`parser`] and [`samples`], so adding a provider is one line here.
+macro_rules! registry {
+    ($($feature:literal => $module:ident :: $ty:ident),* $(,)?) => {
+        /// The provider kinds compiled into this build, as written in configuration files.
+        pub fn kinds() -> &'static [&'static str] {
+            const KINDS: &[&str] = &[$(
+                #[cfg(feature = $feature)]
+                crate::$module::KIND.as_str(),
+            )*];
+            KINDS
+        }
+
+        /// Builds the provider named `kind` from its secrets and its provider-specific options
+        /// (the rest of an endpoint's configuration table).
+        ///
+        /// ```
+        /// use hookbridge_core::Secret;
+        /// let github = hookbridge_providers::build("github", vec![Secret::new("s3cret")], toml::Table::new()).unwrap();
+        /// assert_eq!(github.kind().as_str(), "github");
+        /// assert!(hookbridge_providers::build("gopher", vec![], toml::Table::new()).is_err());
+        /// ```
+        pub fn build(
+            kind: &str,
+            secrets: Vec<Secret>,
+            options: toml::Table,
+        ) -> Result<Arc<dyn Provider>, ProviderConfigError> {
+            $(
+                #[cfg(feature = $feature)]
+                if kind == crate::$module::KIND.as_str() {
+                    let options = parse_options(crate::$module::KIND.as_str(), options)?;
+                    return Ok(Arc::new(crate::$module::$ty::new(secrets, options)?));
+                }
+            )*
+            let _ = (secrets, options);
+            Err(ProviderConfigError::UnknownKind { kind: kind.to_owned() })
+        }
+
+        /// Builds a provider of `kind` with no secret, for parsing and inspecting deliveries
+        /// whose authenticity is not in question (captured files, stored deliveries). Its
+        /// [`verify`](hookbridge_core::Provider::verify) always fails, so it cannot be mistaken
+        /// for an endpoint's provider.
+        pub fn parser(kind: &str) -> Result<Arc<dyn Provider>, ProviderConfigError> {
+            $(
+                #[cfg(feature = $feature)]
+                if kind == crate::$module::KIND.as_str() {
+                    return Ok(Arc::new(crate::$module::$ty::unverified()));
+                }
+            )*
+            Err(ProviderConfigError::UnknownKind { kind: kind.to_owned() })
+        }
+
+        /// The sample deliveries shipped for `kind` (empty for an unknown kind).
+        pub fn samples(kind: &str) -> &'static [crate::Sample] {
+            $(
+                #[cfg(feature = $feature)]
+                if kind == crate::$module::KIND.as_str() {
+                    return crate::$module::SAMPLES;
+                }
+            )*
+            let _ = kind;
+            &[]
+        }
+    };
 }
 
-/// Builds the provider named `kind` from its secrets and its provider-specific options (the
-/// rest of an endpoint's configuration table).
-///
-/// ```
-/// use hookbridge_core::Secret;
-/// let github = hookbridge_providers::build("github", vec![Secret::new("s3cret")], toml::Table::new()).unwrap();
-/// assert_eq!(github.kind().as_str(), "github");
-/// assert!(hookbridge_providers::build("gopher", vec![], toml::Table::new()).is_err());
-/// ```
-pub fn build(
-    kind: &str,
-    secrets: Vec<Secret>,
-    options: toml::Table,
-) -> Result<Arc<dyn Provider>, ProviderConfigError> {
-    match kind {
-        #[cfg(feature = "github")]
-        "github" => {
-            let options = parse_options(crate::github::KIND.as_str(), options)?;
-            Ok(Arc::new(crate::github::Github::new(secrets, options)?))
-        }
-        _ => {
-            let _ = (secrets, options);
-            Err(ProviderConfigError::UnknownKind {
-                kind: kind.to_owned(),
-            })
-        }
-    }
+registry! {
+    "asana" => asana::Asana,
+    "github" => github::Github,
+    "gitlab" => gitlab::Gitlab,
+    "jira" => jira::Jira,
+    "pagerduty" => pagerduty::Pagerduty,
+    "slack" => slack::Slack,
+    "standard-webhooks" => standard_webhooks::StandardWebhooks,
+    "travis" => travis::Travis,
+    "trello" => trello::Trello,
 }
 
 #[allow(dead_code)] // unused only when every provider feature is off
@@ -103,27 +143,4 @@ pub(crate) fn require_secrets(
         });
     }
     Ok(())
-}
-
-/// Builds a provider of `kind` with no secret, for parsing and inspecting deliveries whose
-/// authenticity is not in question (captured files, stored deliveries). Its
-/// [`verify`](hookbridge_core::Provider::verify) always fails, so it cannot be mistaken for
-/// an endpoint's provider.
-pub fn parser(kind: &str) -> Result<Arc<dyn Provider>, ProviderConfigError> {
-    match kind {
-        #[cfg(feature = "github")]
-        "github" => Ok(Arc::new(crate::github::Github::unverified())),
-        _ => Err(ProviderConfigError::UnknownKind {
-            kind: kind.to_owned(),
-        }),
-    }
-}
-
-/// The sample deliveries shipped for `kind` (empty for an unknown kind).
-pub fn samples(kind: &str) -> &'static [crate::Sample] {
-    match kind {
-        #[cfg(feature = "github")]
-        "github" => crate::github::SAMPLES,
-        _ => &[],
-    }
 }

@@ -69,6 +69,10 @@ enum Command {
         /// The delivery id to send (default: a new random one).
         #[arg(long)]
         delivery_id: Option<String>,
+        /// Travis CI only: a PEM RSA private key to sign with (the endpoint must be
+        /// configured with its public half), since Travis signs with its own key.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
         #[command(flatten)]
         signer: ProviderArgs,
     },
@@ -268,6 +272,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Verify { delivery, signer } => {
             let provider = signer.build()?;
+            // Providers that fetch their key (Travis CI) need it before they can verify.
+            if let Some(refresh) = provider.refresh() {
+                refresh
+                    .await
+                    .map_err(|e| Failure(format!("cannot prepare the provider: {e}"), 2))?;
+            }
             let raw = delivery.load("verify", false)?;
             match provider.verify(&raw) {
                 Ok(verified) => {
@@ -287,11 +297,15 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             event_type,
             to,
             delivery_id,
+            signing_key,
             signer,
         } => {
-            let provider = signer.build()?;
+            let provider = match signing_key {
+                Some(path) => travis_signer(&path)?,
+                None => signer.build()?,
+            };
             let kind = provider.kind();
-            let samples = hookbridge_providers::samples(kind.as_str());
+            let samples = provider.samples();
             let (name, event_type, json) = match (&event, body, event_type) {
                 (_, Some(path), Some(event_type)) => {
                     let json = std::fs::read(&path)
@@ -469,6 +483,17 @@ fn event_name(config: &Config, row: &StoredDelivery) -> String {
         .ok()
         .and_then(|p| p.parse(&row.to_raw()).ok())
         .map_or_else(|| row.event_type.clone(), |e| e.name().to_string())
+}
+
+/// A Travis CI provider that signs with the given private key, for `send --signing-key`.
+fn travis_signer(path: &Path) -> Result<Arc<dyn Provider>, Failure> {
+    use hookbridge_providers::travis::{Travis, TravisOptions, parse_signing_key_pem};
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| Failure(format!("cannot read {}: {e}", path.display()), 2))?;
+    let key =
+        parse_signing_key_pem(&pem).map_err(|e| Failure(format!("{}: {e}", path.display()), 2))?;
+    let travis = Travis::new(Vec::new(), TravisOptions::default())?;
+    Ok(Arc::new(travis.with_test_signing_key(key)))
 }
 
 /// A random RFC 4122 version 4 identifier, as GitHub's delivery ids look.

@@ -346,6 +346,32 @@ impl Config {
     }
 }
 
+/// Provider options that hold credentials (Travis's `legacy_token`, Jira's `token`) may be
+/// written like secrets, `{ env = "NAME" }` or `{ file = "path" }`: those tables are
+/// resolved to their value here, so providers only ever see strings.
+fn resolve_secret_options(
+    mut options: toml::Table,
+    base_dir: &Path,
+) -> Result<toml::Table, String> {
+    for (key, value) in options.iter_mut() {
+        let Some(table) = value.as_table() else {
+            continue;
+        };
+        let source = match (table.len(), table.get("env"), table.get("file")) {
+            (1, Some(toml::Value::String(env)), None) => SecretSource::Env { env: env.clone() },
+            (1, None, Some(toml::Value::String(file))) => SecretSource::File { file: file.into() },
+            _ => continue,
+        };
+        let secret = source
+            .resolve(base_dir)
+            .map_err(|m| format!("{key}: {m}"))?;
+        let text = String::from_utf8(secret.expose().to_vec())
+            .map_err(|_| format!("{key}: the value is not UTF-8"))?;
+        *value = toml::Value::String(text);
+    }
+    Ok(options)
+}
+
 /// The parser's message with a line number, without quoting the offending line: the line
 /// may hold a secret.
 fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
@@ -393,7 +419,8 @@ fn build_endpoint(
     if max_body_bytes == 0 {
         return Err(fail("max_body_bytes must be greater than 0".into()));
     }
-    let provider = hookbridge_providers::build(&section.provider, secrets, section.options)
+    let options = resolve_secret_options(section.options, base_dir).map_err(&fail)?;
+    let provider = hookbridge_providers::build(&section.provider, secrets, options)
         .map_err(|e| fail(e.to_string()))?;
     Ok(Endpoint {
         name: EndpointName::new(name),

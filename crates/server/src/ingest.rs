@@ -27,6 +27,7 @@ enum Outcome {
     UnknownEndpoint,
     MethodNotAllowed,
     TooLarge { limit: u64 },
+    SecretConflict,
     BodyTimeout,
     BodyError(String),
     InvalidSignature(String),
@@ -44,6 +45,7 @@ impl Outcome {
             Outcome::UnknownEndpoint => "unknown_endpoint",
             Outcome::MethodNotAllowed => "method_not_allowed",
             Outcome::TooLarge { .. } => "too_large",
+            Outcome::SecretConflict => "secret_conflict",
             Outcome::BodyTimeout => "body_timeout",
             Outcome::BodyError(_) => "body_error",
             Outcome::InvalidSignature(_) => "invalid_signature",
@@ -73,6 +75,13 @@ impl Outcome {
             Outcome::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 error(label, &format!("body is larger than {limit} bytes")),
+            ),
+            Outcome::SecretConflict => (
+                StatusCode::CONFLICT,
+                error(
+                    label,
+                    "this endpoint already has a secret; a handshake never replaces it",
+                ),
             ),
             Outcome::BodyTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
@@ -171,10 +180,11 @@ async fn handle(
         received_at: OffsetDateTime::now_utc(),
     };
     if let Some(handshake) = ep.provider.handshake(&raw) {
-        // Learned secrets (Asana) need the store; no provider compiled in learns one yet.
-        if handshake.learned_secret.is_some() {
-            tracing::warn!(endpoint = %ep.name, "handshake secret offered but not supported here");
-            return Outcome::Malformed("this endpoint does not accept handshake secrets".into());
+        if let Some(secret) = handshake.learned_secret.clone()
+            && let Err(refused) = accept_learned_secret(state, ep, secret).await
+        {
+            // Not echoing the secret is what tells the service the registration failed.
+            return refused;
         }
         let mut response = Response::new(Body::from(handshake.body));
         *response.status_mut() = handshake.status;
@@ -207,6 +217,35 @@ async fn handle(
         Err(error) => {
             tracing::error!(endpoint = %ep.name, %delivery_id, %error, "delivery not stored");
             Outcome::StoreUnavailable
+        }
+    }
+}
+
+/// A secret handed over in a handshake (Asana's `X-Hook-Secret`) is accepted only by an
+/// endpoint that has none, stored durably before the handshake is answered, and never
+/// replaces one: otherwise anyone who can reach the endpoint could take it over.
+async fn accept_learned_secret(
+    state: &AppState,
+    ep: &Endpoint,
+    secret: hookbridge_core::Secret,
+) -> Result<(), Outcome> {
+    if ep.provider.has_secret() {
+        tracing::warn!(endpoint = %ep.name, "handshake refused: the endpoint already has a secret");
+        return Err(Outcome::SecretConflict);
+    }
+    match state.store().store_learned_secret(&ep.name, &secret).await {
+        Ok(true) => {
+            ep.provider.learn_secret(secret);
+            tracing::info!(endpoint = %ep.name, "handshake secret stored");
+            Ok(())
+        }
+        Ok(false) => {
+            tracing::warn!(endpoint = %ep.name, "handshake refused: a secret is already stored");
+            Err(Outcome::SecretConflict)
+        }
+        Err(error) => {
+            tracing::error!(endpoint = %ep.name, %error, "handshake secret not stored");
+            Err(Outcome::StoreUnavailable)
         }
     }
 }

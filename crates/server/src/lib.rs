@@ -86,6 +86,11 @@ impl AppState {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// The endpoints served.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.inner.endpoints.values()
+    }
+
     pub(crate) fn endpoint(&self, name: &str) -> Option<&Endpoint> {
         self.inner.endpoints.get(name)
     }
@@ -115,6 +120,15 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.inner.shutting_down.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if let Some(ep) = state
+        .inner
+        .endpoints
+        .values()
+        .find(|ep| !ep.provider.is_ready())
+    {
+        let message = format!("endpoint {} cannot verify deliveries yet\n", ep.name);
+        return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
     }
     match state.store().check_health().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),

@@ -3,11 +3,19 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use hookbridge_sync_engine::engine::Engine;
 use hookbridge_sync_engine::store::{SqliteOptions, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use crate::{AppState, Config, router};
+use crate::{AppState, Config, Endpoint, router};
+
+/// How long start-up waits for a provider's first refresh (e.g. Travis CI's public key)
+/// before serving anyway; `/readyz` stays unready until it succeeds.
+const FIRST_REFRESH_WAIT: Duration = Duration::from_secs(10);
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +56,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })?;
     let addr = listener.local_addr()?;
     let endpoints: Vec<_> = config.endpoints.keys().map(|n| n.to_string()).collect();
+    prepare_endpoints(store.as_ref(), config.endpoints.values()).await?;
+    let mut engine = Engine::builder(store.clone());
+    for endpoint in config.endpoints.values() {
+        engine = engine.endpoint(endpoint.name.clone(), endpoint.provider.clone());
+    }
+    let engine = engine.build().start();
     let state = AppState::new(
         store.clone(),
         config.endpoints.into_values(),
         config.body_timeout,
     );
+    let mut refreshers = spawn_refreshers(&state);
     let app = router(state.clone());
+    wait_ready(&state).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut graceful = stop_rx.clone();
@@ -89,9 +105,71 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             }
         }
     };
+    refreshers.abort_all();
+    engine.shutdown().await;
     store.close().await;
     tracing::info!("hookbridge stopped");
     result.map_err(ServeError::Io)
+}
+
+/// Restores the secrets endpoints learned in handshakes.
+async fn prepare_endpoints<'a>(
+    store: &dyn Store,
+    endpoints: impl Iterator<Item = &'a Endpoint>,
+) -> Result<(), StoreError> {
+    for endpoint in endpoints {
+        if let Some(secret) = store.learned_secret(&endpoint.name).await?
+            && endpoint.provider.learn_secret(secret)
+        {
+            tracing::info!(endpoint = %endpoint.name, "restored the secret learned in its handshake");
+        }
+    }
+    Ok(())
+}
+
+/// Runs each provider's refresh (fetching keys) now and then on its interval, retrying
+/// failures with backoff. Waits up to [`FIRST_REFRESH_WAIT`] for the first round.
+fn spawn_refreshers(state: &AppState) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    for endpoint in state.endpoints() {
+        if endpoint.provider.refresh().is_none() {
+            continue;
+        }
+        let endpoint = endpoint.clone();
+        tasks.spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let Some(refresh) = endpoint.provider.refresh() else {
+                    return;
+                };
+                match refresh.await {
+                    Ok(()) => {
+                        tracing::info!(endpoint = %endpoint.name, "provider refreshed");
+                        backoff = Duration::from_secs(1);
+                        tokio::time::sleep(endpoint.provider.refresh_interval()).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(endpoint = %endpoint.name, %error, ?backoff, "provider refresh failed; deliveries are refused until it succeeds");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(300));
+                    }
+                }
+            }
+        });
+    }
+    tasks
+}
+
+/// Waits until every provider is ready or the time is up.
+async fn wait_ready(state: &AppState) {
+    let deadline = tokio::time::Instant::now() + FIRST_REFRESH_WAIT;
+    while state.endpoints().any(|ep| !ep.provider.is_ready()) {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("serving before every endpoint can verify; see /readyz");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -37,6 +37,13 @@ pub enum VerifyError {
         /// The configuration option that would allow it.
         option: &'static str,
     },
+    /// The endpoint cannot verify anything yet: its key is still being fetched (Travis CI),
+    /// or its secret has not been handed over in a handshake yet (Asana).
+    #[error("cannot verify deliveries yet: {reason}")]
+    NotReady {
+        /// What is missing.
+        reason: &'static str,
+    },
     /// The signed timestamp is too old or too far in the future.
     #[error("signed timestamp rejected: {0}")]
     Stale(#[from] TimestampOutOfTolerance),

@@ -39,6 +39,8 @@ pub use delivery::RawDelivery;
 pub use error::{IdentifyError, ParseError, VerifyError};
 pub use event::{Actor, Event, EventPayload};
 pub use ids::{DeliveryId, EndpointName, EventName, ProviderKind, SubjectKey};
-pub use provider::{Handshake, Identity, Provider, SignError, SignedDelivery, Verified};
+pub use provider::{
+    BoxFuture, Handshake, Identity, Provider, Sample, SignError, SignedDelivery, Verified,
+};
 pub use rule::{RuleError, RuleOutcome, SyncRule};
 pub use secret::Secret;

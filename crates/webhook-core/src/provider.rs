@@ -6,6 +6,21 @@ use crate::{
     DeliveryId, Event, IdentifyError, ParseError, ProviderKind, RawDelivery, Secret, VerifyError,
 };
 
+/// A realistic sample delivery body shipped with a provider, for `hookbridge send`, tests and
+/// benchmarks.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// The event's full name, e.g. `issues.opened`: what `hookbridge send --event` takes.
+    pub name: &'static str,
+    /// The event type as the provider's header (or envelope) names it, e.g. `issues`.
+    pub event_type: &'static str,
+    /// The JSON document.
+    pub json: &'static str,
+}
+
+/// A boxed future, for the provider's optional asynchronous work.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The answer to a provider's handshake request, sent without storing a delivery.
 #[derive(Clone, Debug)]
 pub struct Handshake {
@@ -122,10 +137,38 @@ pub trait Provider: Send + Sync + 'static {
         )))
     }
 
+    /// The sample deliveries this provider (as configured) can sign and send.
+    fn samples(&self) -> &'static [Sample] {
+        &[]
+    }
+
     /// Starts using a secret learned in a handshake or restored from the store. Returns
     /// `false` for providers that do not learn secrets.
     fn learn_secret(&self, secret: Secret) -> bool {
         let _ = secret;
         false
+    }
+
+    /// Whether the provider holds a secret to verify with (configured or learned). A
+    /// handshake may hand a secret only to an endpoint that has none.
+    fn has_secret(&self) -> bool {
+        true
+    }
+
+    /// Whether the provider can verify deliveries now (for `/readyz`).
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    /// Work the provider needs before it can verify, such as fetching the service's public
+    /// key; the server runs it at start-up and again every [`Provider::refresh_interval`].
+    /// `None` for providers that need nothing.
+    fn refresh(&self) -> Option<BoxFuture<'_, Result<(), String>>> {
+        None
+    }
+
+    /// How often [`Provider::refresh`] runs once it has succeeded.
+    fn refresh_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(24 * 3600)
     }
 }

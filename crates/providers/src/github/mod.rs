@@ -103,6 +103,10 @@ impl Provider for Github {
         KIND
     }
 
+    fn samples(&self) -> &'static [Sample] {
+        SAMPLES
+    }
+
     fn verify(&self, delivery: &RawDelivery) -> Result<Verified, VerifyError> {
         verify::verify(&self.secrets, self.options.allow_sha1, delivery)
     }

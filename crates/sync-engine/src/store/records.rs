@@ -7,8 +7,16 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-/// Headers never stored: they carry credentials, not information about the event.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+/// Headers never stored: they carry credentials, not information about the event
+/// (GitLab's `X-Gitlab-Token` is the endpoint's secret itself; Asana's `X-Hook-Secret` is
+/// the secret being handed over).
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-gitlab-token",
+    "x-hook-secret",
+];
 
 /// A delivery to put in the inbox.
 #[derive(Clone, Debug)]

@@ -1,0 +1,171 @@
+//! Delivery id from `X-Atlassian-Webhook-Identifier`, else a SHA-256 of the body; event type
+//! from the payload's `webhookEvent` (Jira sends no event header).
+//!
+//! Jira Cloud sends `X-Atlassian-Webhook-Identifier`, unique within the site and unchanged
+//! when Jira retries the delivery, so it is the deduplication key. Jira Data Center does not
+//! send it: there the key is `sha256:<hex of the body>`, which is stable across retries (the
+//! same bytes are sent again) and distinct between events (every payload carries its
+//! `timestamp` in milliseconds).
+
+use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub(crate) const IDENTIFIER_HEADER: &str = "x-atlassian-webhook-identifier";
+/// Identifiers and event names are short; anything much longer is not from Jira.
+const MAX_LEN: usize = 128;
+
+pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
+    match delivery.media_type().as_deref() {
+        Some("application/json") => {}
+        Some(other) => return Err(IdentifyError::UnsupportedContentType(other.to_owned())),
+        None => return Err(IdentifyError::UnsupportedContentType("(none)".into())),
+    }
+    let event_type = webhook_event(&delivery.body)?;
+    let delivery_id = match delivery.headers.get(IDENTIFIER_HEADER) {
+        // Present but unusable is an error rather than a silent fallback to the body hash:
+        // a retry of the same delivery must get the same key.
+        Some(_) => delivery
+            .header(IDENTIFIER_HEADER)
+            .map(str::trim)
+            .filter(|v| is_token(v))
+            .ok_or(IdentifyError::MissingHeader(IDENTIFIER_HEADER))?
+            .to_owned(),
+        None => body_key(&delivery.body),
+    };
+    Ok(Identity {
+        delivery_id: DeliveryId::new(delivery_id),
+        event_type,
+    })
+}
+
+fn is_token(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// `sha256:<hex>` of the raw body: the key of deliveries without an identifier header.
+pub(crate) fn body_key(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+/// Only the `webhookEvent` field is read into memory; the rest is checked for syntax only.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "webhookEvent", default)]
+    webhook_event: Option<String>,
+}
+
+fn webhook_event(body: &[u8]) -> Result<String, IdentifyError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
+    }
+    let head: Head = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            IdentifyError::Malformed(format!("`webhookEvent` is not a string: {e}"))
+        } else {
+            IdentifyError::Malformed(format!("invalid JSON: {e}"))
+        }
+    })?;
+    head.webhook_event
+        .filter(|event| is_token(event))
+        .ok_or_else(|| IdentifyError::Malformed("no usable `webhookEvent` in the payload".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn delivery(content_type: Option<&str>, id: Option<&str>, body: &'static [u8]) -> RawDelivery {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = content_type {
+            h.insert("content-type", ct.parse().unwrap());
+        }
+        if let Some(id) = id {
+            h.insert(IDENTIFIER_HEADER, id.parse().unwrap());
+        }
+        RawDelivery::new("jira", h, body)
+    }
+
+    const BODY: &[u8] = br#"{"timestamp":1,"webhookEvent":"jira:issue_created","issue":{}}"#;
+
+    #[test]
+    fn identifier_header_or_body_hash() {
+        let id = identify(&delivery(
+            Some("application/json; charset=UTF-8"),
+            Some(" 9b2fa2c8-81fa-4e1e-9b5d-0a6a0e3f8a11 "),
+            BODY,
+        ))
+        .unwrap();
+        assert_eq!(
+            id.delivery_id.as_str(),
+            "9b2fa2c8-81fa-4e1e-9b5d-0a6a0e3f8a11"
+        );
+        assert_eq!(id.event_type, "jira:issue_created");
+
+        let id = identify(&delivery(Some("application/json"), None, BODY)).unwrap();
+        assert_eq!(
+            id.delivery_id.as_str(),
+            format!("sha256:{}", hex::encode(Sha256::digest(BODY)))
+        );
+        assert_eq!(id.delivery_id.as_str().len(), "sha256:".len() + 64);
+        // The same bytes always give the same key, other bytes another.
+        let again = identify(&delivery(Some("application/json"), None, BODY)).unwrap();
+        assert_eq!(again.delivery_id, id.delivery_id);
+        let other = identify(&delivery(
+            Some("application/json"),
+            None,
+            br#"{"timestamp":2,"webhookEvent":"jira:issue_created","issue":{}}"#,
+        ))
+        .unwrap();
+        assert_ne!(other.delivery_id, id.delivery_id);
+    }
+
+    #[test]
+    fn rejections() {
+        assert_eq!(
+            identify(&delivery(Some("text/plain"), None, BODY)),
+            Err(IdentifyError::UnsupportedContentType("text/plain".into()))
+        );
+        assert!(matches!(
+            identify(&delivery(None, None, BODY)),
+            Err(IdentifyError::UnsupportedContentType(_))
+        ));
+        assert!(matches!(
+            identify(&delivery(
+                Some("application/x-www-form-urlencoded"),
+                None,
+                BODY
+            )),
+            Err(IdentifyError::UnsupportedContentType(_))
+        ));
+        for body in [
+            &b""[..],
+            b"[1]",
+            b"{\"webhookEvent\":",
+            b"{\"webhookEvent\":\"x\"} trailing",
+            b"{}",
+            b"{\"webhookEvent\":\"\"}",
+            b"{\"webhookEvent\":\"has space\"}",
+            b"{\"webhookEvent\":42}",
+            b"{\"webhookEvent\":null}",
+        ] {
+            let mut d = delivery(Some("application/json"), None, b"");
+            d.body = bytes::Bytes::from_static(body);
+            assert!(
+                matches!(identify(&d), Err(IdentifyError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let long = "x".repeat(MAX_LEN + 1);
+        assert_eq!(
+            identify(&delivery(Some("application/json"), Some(&long), BODY)),
+            Err(IdentifyError::MissingHeader(IDENTIFIER_HEADER))
+        );
+        assert_eq!(
+            identify(&delivery(Some("application/json"), Some(""), BODY)),
+            Err(IdentifyError::MissingHeader(IDENTIFIER_HEADER))
+        );
+    }
+}

@@ -1,0 +1,554 @@
+//! Typed Trello webhook payloads.
+//!
+//! Every Trello delivery is the same envelope: the `action` that changed the watched model,
+//! and the `model` itself (`{"action": {...}, "model": {...}}`). The action's `type` says
+//! what happened (`createCard`, `updateCard`, `commentCard`, ...), and its `data` carries
+//! the objects involved (card, list, board, ...) plus, for updates, `old`: the previous
+//! values of the fields that changed.
+//!
+//! [`TrelloEvent::from_json`] turns a delivery body into a typed event. Parsing is forward
+//! compatible:
+//!
+//! - unknown fields are ignored (no type here uses `deny_unknown_fields`);
+//! - unknown action types stay typed: the envelope with [`ActionType::Other`], which
+//!   serializes back to the same string;
+//! - an envelope whose shape does not fit (an action without `date`, a card without `id`,
+//!   ...) becomes [`TrelloEvent::Untyped`], with the whole payload kept as JSON and the
+//!   reason.
+//!
+//! ```
+//! use hookbridge_providers::trello::events::{ActionType, TrelloEvent};
+//!
+//! let json = br#"{"action":{"id":"65f0c1a2b3c4d5e6f7a8b9c2","idMemberCreator":"5a1b2c3d4e5f60718293a4b5",
+//!   "type":"updateCard","date":"2024-05-17T09:21:03.512Z",
+//!   "data":{"card":{"id":"65e9a0b1c2d3e4f5a6b7c8d9","name":"Fix login","idList":"65e9a0b1c2d3e4f5a6b7c801"},
+//!           "old":{"idList":"65e9a0b1c2d3e4f5a6b7c800"},
+//!           "board":{"id":"65e9a0b1c2d3e4f5a6b7c000","name":"Engineering"}},
+//!   "memberCreator":{"id":"5a1b2c3d4e5f60718293a4b5","username":"alice","fullName":"Alice"}},
+//!   "model":{"id":"65e9a0b1c2d3e4f5a6b7c000","name":"Engineering"}}"#;
+//! let event = TrelloEvent::from_json(json).unwrap();
+//! assert_eq!(event.name(), "updateCard");
+//! assert_eq!(event.changed_fields(), ["idList"]);
+//! assert_eq!(event.subject().as_deref(), Some("trello:card/65e9a0b1c2d3e4f5a6b7c8d9"));
+//! let TrelloEvent::Action(payload) = &event else { panic!("not typed") };
+//! assert_eq!(payload.action.kind, ActionType::UpdateCard);
+//! ```
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Error as _, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use time::OffsetDateTime;
+
+/// Generates a string enum: one variant per known wire string, plus `Other(String)` for any
+/// other value. Deserializes from and serializes to the wire string, so an unknown value
+/// round-trips unchanged. (A copy of the GitHub provider's macro: providers share no
+/// private code.)
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($variant:ident => $wire:literal),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $(
+                #[doc = concat!("`", $wire, "`")]
+                $variant,
+            )+
+            /// A value this crate does not know (yet), kept verbatim.
+            Other(String),
+        }
+
+        impl $name {
+            /// The wire string of this value.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                    Self::Other(other) => other,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $($wire => Self::$variant,)+
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                match s.as_str() {
+                    $($wire => Self::$variant,)+
+                    _ => Self::Other(s),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct StrVisitor;
+                impl Visitor<'_> for StrVisitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name), " string"))
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok($name::from(v))
+                    }
+                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
+                        Ok($name::from(v))
+                    }
+                }
+                deserializer.deserialize_str(StrVisitor)
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// The `type` of a Trello action: what happened. Trello has many more action types
+    /// than these (`addAttachmentToCard`, `createCheckItem`, `updateLabel`, ...); they are
+    /// kept as [`ActionType::Other`] in a typed envelope.
+    ActionType {
+        CreateCard => "createCard",
+        UpdateCard => "updateCard",
+        CommentCard => "commentCard",
+        MoveCardToBoard => "moveCardToBoard",
+        MoveCardFromBoard => "moveCardFromBoard",
+        AddMemberToCard => "addMemberToCard",
+        RemoveMemberFromCard => "removeMemberFromCard",
+        DeleteCard => "deleteCard",
+        CreateList => "createList",
+        UpdateList => "updateList",
+        UpdateBoard => "updateBoard",
+        AddLabelToCard => "addLabelToCard",
+        RemoveLabelFromCard => "removeLabelFromCard",
+        UpdateCheckItemStateOnCard => "updateCheckItemStateOnCard",
+    }
+}
+
+string_enum! {
+    /// The `state` of a checklist item.
+    CheckItemState {
+        Complete => "complete",
+        Incomplete => "incomplete",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects carried in `action.data`
+// ---------------------------------------------------------------------------------------------
+
+/// A card as an action's `data.card` carries it: its id and short identifiers always, plus,
+/// for `updateCard`, the new values of the fields that changed (their old values are in
+/// [`ActionData::old`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Card {
+    /// The card's id (24 hex digits).
+    pub id: String,
+    /// The card's title.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The card's number within its board (`#12` in the UI).
+    #[serde(default)]
+    pub id_short: Option<u64>,
+    /// The short link, the part of `https://trello.com/c/<shortLink>`.
+    #[serde(default)]
+    pub short_link: Option<String>,
+    /// The list the card is in (present when the action moved it).
+    #[serde(default)]
+    pub id_list: Option<String>,
+    /// The description, in Markdown (present when it changed).
+    #[serde(default)]
+    pub desc: Option<String>,
+    /// Whether the card is archived (present when it changed).
+    #[serde(default)]
+    pub closed: Option<bool>,
+    /// The due date, RFC 3339 (present when it changed; null when removed).
+    #[serde(default)]
+    pub due: Option<String>,
+    /// Whether the due date is marked complete (present when it changed).
+    #[serde(default)]
+    pub due_complete: Option<bool>,
+}
+
+/// A list (a column of a board), as `data.list`, `data.listBefore` or `data.listAfter`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct List {
+    /// The list's id.
+    pub id: String,
+    /// The list's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Whether the list is archived (present when it changed).
+    #[serde(default)]
+    pub closed: Option<bool>,
+}
+
+/// A board, as `data.board`, `data.boardSource` or `data.boardTarget`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Board {
+    /// The board's id.
+    pub id: String,
+    /// The board's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The short link, the part of `https://trello.com/b/<shortLink>`.
+    #[serde(default)]
+    pub short_link: Option<String>,
+    /// Whether the board is closed (present when it changed).
+    #[serde(default)]
+    pub closed: Option<bool>,
+}
+
+/// A member as an action's `data.member` names it (`addMemberToCard`,
+/// `removeMemberFromCard`, `moveCardFromBoard`): an id and a display name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRef {
+    /// The member's id.
+    pub id: String,
+    /// The member's full name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A label, as `data.label` of `addLabelToCard` / `removeLabelFromCard`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Label {
+    /// The label's id.
+    pub id: String,
+    /// The label's name (may be empty: Trello labels can be colour only).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The label's colour (`green`, `red`, ...); null for a colourless label.
+    #[serde(default)]
+    pub color: Option<String>,
+}
+
+/// A checklist, as `data.checklist`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checklist {
+    /// The checklist's id.
+    pub id: String,
+    /// The checklist's name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A checklist item, as `data.checkItem`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckItem {
+    /// The item's id.
+    pub id: String,
+    /// The item's text.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `complete` or `incomplete`.
+    #[serde(default)]
+    pub state: Option<CheckItemState>,
+}
+
+/// The objects an action involves. Which fields are present depends on the action type;
+/// every one is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionData {
+    /// The card acted on.
+    #[serde(default)]
+    pub card: Option<Card>,
+    /// The list the card is in, or the list acted on (`createList`, `updateList`).
+    #[serde(default)]
+    pub list: Option<List>,
+    /// The board the action happened on (for `moveCardToBoard`, the destination; for
+    /// `moveCardFromBoard`, the origin).
+    #[serde(default)]
+    pub board: Option<Board>,
+    /// For a card moved between lists (`updateCard`): the list it left.
+    #[serde(default)]
+    pub list_before: Option<List>,
+    /// For a card moved between lists (`updateCard`): the list it went to.
+    #[serde(default)]
+    pub list_after: Option<List>,
+    /// For `moveCardToBoard`: the board the card came from.
+    #[serde(default)]
+    pub board_source: Option<Board>,
+    /// For `moveCardFromBoard`: the board the card went to.
+    #[serde(default)]
+    pub board_target: Option<Board>,
+    /// For `update*` actions: the previous values of the fields that changed, by field name
+    /// (`{"idList": "..."}`, `{"name": "...", "desc": "..."}`); the new values are in the
+    /// card, list or board object.
+    #[serde(default)]
+    pub old: Option<serde_json::Map<String, serde_json::Value>>,
+    /// For `commentCard`: the comment, in Markdown.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// For member actions: the member added or removed.
+    #[serde(default)]
+    pub member: Option<MemberRef>,
+    /// For member actions: the id of the member added or removed.
+    #[serde(default)]
+    pub id_member: Option<String>,
+    /// For label actions: the label.
+    #[serde(default)]
+    pub label: Option<Label>,
+    /// For checklist actions: the checklist.
+    #[serde(default)]
+    pub checklist: Option<Checklist>,
+    /// For `updateCheckItemStateOnCard`: the item, with its new state.
+    #[serde(default)]
+    pub check_item: Option<CheckItem>,
+}
+
+/// A Trello member as `action.memberCreator` and `action.member` carry it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The member's id.
+    pub id: String,
+    /// The member's username (`@alice`, without the `@`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The member's full name.
+    #[serde(default)]
+    pub full_name: Option<String>,
+    /// The member's initials.
+    #[serde(default)]
+    pub initials: Option<String>,
+}
+
+/// The action that triggered the delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    /// The action's id: unique per action, the same in every delivery of it (the dedup key).
+    pub id: String,
+    /// The id of the member who performed the action.
+    #[serde(default)]
+    pub id_member_creator: Option<String>,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: ActionType,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub date: OffsetDateTime,
+    /// The objects involved.
+    #[serde(default)]
+    pub data: ActionData,
+    /// The member who performed the action.
+    #[serde(default)]
+    pub member_creator: Option<Member>,
+    /// For member actions (`addMemberToCard`, ...): the member added or removed, in full.
+    #[serde(default)]
+    pub member: Option<Member>,
+    /// The Power-Up or app that performed the action on the member's behalf, if any.
+    #[serde(default)]
+    pub app_creator: Option<serde_json::Value>,
+}
+
+/// The model the webhook watches (a board, list, card or member), as it is after the action.
+/// Only its identity is typed: its other fields depend on what kind of model it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    /// The model's id: the webhook's `idModel`.
+    pub id: String,
+    /// The model's name (boards, lists, cards).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The model's page on trello.com (boards, cards).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The webhook that delivered the action, when Trello includes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookInfo {
+    /// The webhook's id.
+    pub id: String,
+    /// The watched model's id.
+    #[serde(default)]
+    pub id_model: Option<String>,
+    /// The webhook's description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The callback URL the webhook was created with.
+    #[serde(rename = "callbackURL", default)]
+    pub callback_url: Option<String>,
+    /// Whether the webhook is active.
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// The whole delivery: the action and the watched model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrelloPayload {
+    /// The action that triggered the delivery.
+    pub action: Action,
+    /// The watched model.
+    #[serde(default)]
+    pub model: Option<Model>,
+    /// The webhook, when the payload names it.
+    #[serde(default)]
+    pub webhook: Option<WebhookInfo>,
+}
+
+/// A delivery whose envelope does not fit the typed shape, kept whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct UntypedEvent {
+    /// The payload's `action.type`, if it is a string.
+    pub action_type: Option<String>,
+    /// Why typing failed (the serde error text).
+    pub reason: Option<String>,
+    /// The whole payload (always a JSON object).
+    pub payload: serde_json::Value,
+}
+
+/// A Trello webhook delivery, typed. Forward compatible: unknown action types and unknown
+/// fields never fail parsing.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum TrelloEvent {
+    /// The envelope, typed (the action type may be [`ActionType::Other`]).
+    Action(Box<TrelloPayload>),
+    /// An envelope that does not fit the typed shape: kept whole, with the raw JSON.
+    Untyped(UntypedEvent),
+}
+
+/// The error for a document that does not start with `{`: its syntax error if it has one,
+/// otherwise "expected a JSON object".
+fn not_an_object(json: &[u8]) -> serde_json::Error {
+    match serde_json::from_slice::<de::IgnoredAny>(json) {
+        Err(e) => e,
+        Ok(_) => serde_json::Error::custom("expected a JSON object"),
+    }
+}
+
+impl TrelloEvent {
+    /// Parses a delivery body. Err only when `json` is not well-formed JSON (syntax) or not a
+    /// JSON object; a well-formed object that does not fit the typed envelope becomes
+    /// `Untyped` with `reason` set.
+    pub fn from_json(json: &[u8]) -> Result<TrelloEvent, serde_json::Error> {
+        // A derived struct also accepts a JSON array (positionally): rule non-objects out first.
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(not_an_object(json));
+        }
+        match serde_json::from_slice::<TrelloPayload>(json) {
+            Ok(payload) => Ok(TrelloEvent::Action(Box::new(payload))),
+            // A shape mismatch: keep the delivery whole if the document is well-formed (the
+            // re-parse returns the syntax error if the mismatch hid one further on).
+            Err(e) if e.is_data() => {
+                let payload: serde_json::Value = serde_json::from_slice(json)?;
+                let action_type = payload
+                    .pointer("/action/type")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                Ok(TrelloEvent::Untyped(UntypedEvent {
+                    action_type,
+                    reason: Some(e.to_string()),
+                    payload,
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The typed envelope; None for untyped deliveries.
+    pub fn payload(&self) -> Option<&TrelloPayload> {
+        match self {
+            TrelloEvent::Action(payload) => Some(payload),
+            TrelloEvent::Untyped(_) => None,
+        }
+    }
+
+    /// The action type as Trello names it (`createCard`, `updateCard`, ...): the event's
+    /// name. For an untyped delivery, its `action.type` if it has one, else `unknown`.
+    pub fn name(&self) -> String {
+        match self {
+            TrelloEvent::Action(payload) => payload.action.kind.as_str().to_owned(),
+            TrelloEvent::Untyped(untyped) => untyped
+                .action_type
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
+        }
+    }
+
+    /// The action's type; None for untyped deliveries.
+    pub fn action_type(&self) -> Option<&ActionType> {
+        self.payload().map(|p| &p.action.kind)
+    }
+
+    /// For update actions (`updateCard`, `updateList`, `updateBoard`): the names of the fields
+    /// that changed, the keys of `data.old`, sorted. Empty otherwise.
+    pub fn changed_fields(&self) -> Vec<&str> {
+        self.payload()
+            .and_then(|p| p.action.data.old.as_ref())
+            .map(|old| old.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// Who performed the action (`action.memberCreator`); None for untyped deliveries.
+    pub fn member_creator(&self) -> Option<&Member> {
+        self.payload()
+            .and_then(|p| p.action.member_creator.as_ref())
+    }
+
+    /// The object the action is about, as a stable key for per-object ordering and links:
+    /// `trello:card/<id>` when the action involves a card, else `trello:list/<id>` for a
+    /// list, else `trello:board/<id>` for a board. None when it involves none of them.
+    /// Untyped deliveries are keyed the same way from their raw `action.data`.
+    pub fn subject(&self) -> Option<String> {
+        let (card, list, board) = match self {
+            TrelloEvent::Action(payload) => {
+                let data = &payload.action.data;
+                (
+                    data.card.as_ref().map(|c| c.id.as_str()),
+                    data.list.as_ref().map(|l| l.id.as_str()),
+                    data.board.as_ref().map(|b| b.id.as_str()),
+                )
+            }
+            TrelloEvent::Untyped(untyped) => {
+                let id = |kind: &str| {
+                    untyped
+                        .payload
+                        .pointer(&format!("/action/data/{kind}/id"))
+                        .and_then(serde_json::Value::as_str)
+                };
+                (id("card"), id("list"), id("board"))
+            }
+        };
+        card.map(|id| format!("trello:card/{id}"))
+            .or_else(|| list.map(|id| format!("trello:list/{id}")))
+            .or_else(|| board.map(|id| format!("trello:board/{id}")))
+    }
+
+    /// When the action happened (`action.date`), for recognising stale events; None for
+    /// untyped deliveries.
+    pub fn updated_at(&self) -> Option<OffsetDateTime> {
+        self.payload().map(|p| p.action.date)
+    }
+}
