@@ -9,7 +9,7 @@ use hookbridge_core::{DeliveryId, EndpointName, Provider, RawDelivery, Secret};
 use hookbridge_server::config::{Config, LogFormat};
 use hookbridge_server::telemetry;
 use hookbridge_sync_engine::store::{
-    DeliveryFilter, SqliteOptions, SqliteStore, Store, StoredDelivery,
+    DeliveryFilter, JobFilter, JobId, JobState, SqliteOptions, SqliteStore, Store, StoredDelivery,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -92,11 +92,100 @@ enum Command {
         #[arg(long, short, env = "HOOKBRIDGE_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// List, show and replay jobs (one per rule per delivery).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+        /// Configuration file (for the store's location).
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Jobs that ran out of attempts or failed for good; replay them once fixed.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+        /// Configuration file (for the store's location).
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// The configured rules, and what they would do with a stored delivery.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+        /// Configuration file.
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Create or upgrade the store's schema, then exit.
     Migrate {
         /// Configuration file.
         #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Jobs, newest first.
+    List {
+        /// Only in this state: pending, running, done, skipped, dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only of this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only jobs with an id below this one (paging).
+        #[arg(long)]
+        before: Option<i64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One job with its attempts, errors and actions.
+    Show {
+        /// The job id.
+        id: i64,
+    },
+    /// Run a dead or skipped job again.
+    Replay {
+        /// The job id.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLettersCommand {
+    /// Dead letters, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay dead letters: the given ids, or all of them.
+    Replay {
+        /// Job ids.
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// The rules, in order.
+    List,
+    /// What each rule would do with a stored delivery, without doing it.
+    DryRun {
+        /// The delivery: its inbox sequence number or its delivery id.
+        #[arg(long)]
+        delivery: String,
     },
 }
 
@@ -116,6 +205,11 @@ enum DeliveriesCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Dispatch a delivery again through the current rules.
+    Replay {
+        /// The delivery: its inbox sequence number or its delivery id.
+        delivery: String,
     },
     /// One delivery: metadata, headers, body and its typed event.
     Show {
@@ -389,6 +483,65 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             store.close().await;
             result
         }
+        Command::Jobs { command, config } => {
+            let config = load_or_dev(config.as_deref())?;
+            let store = open_store(&config).await?;
+            let result = jobs(&store, command).await;
+            store.close().await;
+            result
+        }
+        Command::DeadLetters { command, config } => {
+            let config = load_or_dev(config.as_deref())?;
+            let store = open_store(&config).await?;
+            let result = match command {
+                DeadLettersCommand::List { limit, json } => {
+                    let command = JobsCommand::List {
+                        state: Some("dead".into()),
+                        rule: None,
+                        limit,
+                        before: None,
+                        json,
+                    };
+                    jobs(&store, command).await
+                }
+                DeadLettersCommand::Replay { ids, all } => replay_dead(&store, ids, all).await,
+            };
+            store.close().await;
+            result
+        }
+        Command::Rules { command, config } => {
+            let config = load_or_dev(config.as_deref())?;
+            let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
+            let engine = hookbridge_server::build_engine(&config, store.clone())?;
+            let result = match command {
+                RulesCommand::List => {
+                    for name in engine.rule_names() {
+                        println!("{name}");
+                    }
+                    Ok(())
+                }
+                RulesCommand::DryRun { delivery } => {
+                    let seq = resolve_delivery(store.as_ref(), &delivery).await?;
+                    let report = engine
+                        .dry_run(seq)
+                        .await
+                        .map_err(|e| Failure(e.to_string(), 1))?;
+                    println!("delivery {} ({}):", report.seq, report.event);
+                    for rule in &report.rules {
+                        println!("  {}: {}", rule.rule, rule.outcome);
+                        for action in &rule.actions {
+                            println!("    {action}");
+                        }
+                        if let Some(error) = &rule.error {
+                            println!("    error: {error}");
+                        }
+                    }
+                    Ok(())
+                }
+            };
+            store.close().await;
+            result
+        }
         Command::Migrate { config } => {
             let config = load_or_dev(config.as_deref())?;
             let store = open_store(&config).await?;
@@ -401,7 +554,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
 
 async fn deliveries(
     config: &Config,
-    store: &SqliteStore,
+    store: &dyn Store,
     command: DeliveriesCommand,
 ) -> Result<(), Failure> {
     match command {
@@ -440,6 +593,12 @@ async fn deliveries(
             }
             Ok(())
         }
+        DeliveriesCommand::Replay { delivery } => {
+            let seq = resolve_delivery(store, &delivery).await?;
+            store.replay_delivery(seq).await?;
+            println!("delivery {seq} will be dispatched again through the current rules");
+            Ok(())
+        }
         DeliveriesCommand::Show {
             delivery_id,
             endpoint,
@@ -470,6 +629,150 @@ async fn deliveries(
             Ok(())
         }
     }
+}
+
+/// A delivery named by its sequence number or its delivery id.
+async fn resolve_delivery(store: &dyn Store, text: &str) -> Result<i64, Failure> {
+    if let Ok(seq) = text.parse::<i64>()
+        && store.delivery(seq).await?.is_some()
+    {
+        return Ok(seq);
+    }
+    let found = store.find_deliveries(&DeliveryId::new(text), None).await?;
+    match found.as_slice() {
+        [one] => Ok(one.seq),
+        [] => Err(Failure(format!("no delivery {text:?}"), 1)),
+        many => Err(Failure(
+            format!(
+                "{} deliveries have the id {text:?} (on different endpoints); give the sequence number: {}",
+                many.len(),
+                many.iter()
+                    .map(|d| d.seq.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            1,
+        )),
+    }
+}
+
+async fn jobs(store: &SqliteStore, command: JobsCommand) -> Result<(), Failure> {
+    match command {
+        JobsCommand::List {
+            state,
+            rule,
+            limit,
+            before,
+            json,
+        } => {
+            let state = match state.as_deref() {
+                Some(text) => Some(JobState::parse(text).ok_or_else(|| {
+                    Failure(
+                        format!("unknown state {text:?}: pending, running, done, skipped, dead"),
+                        2,
+                    )
+                })?),
+                None => None,
+            };
+            let filter = JobFilter {
+                state,
+                rule,
+                delivery_seq: None,
+                before_id: before,
+                limit,
+            };
+            let rows = store.list_jobs(&filter).await?;
+            if json {
+                for row in &rows {
+                    println!("{}", serde_json::to_string(row)?);
+                }
+            } else {
+                println!(
+                    "{:>8}  {:>8}  {:<24}  {:<8}  {:>8}  LAST ERROR",
+                    "JOB", "DELIVERY", "RULE", "STATE", "ATTEMPTS"
+                );
+                for job in &rows {
+                    println!(
+                        "{:>8}  {:>8}  {:<24}  {:<8}  {:>8}  {}",
+                        job.id,
+                        job.delivery_seq,
+                        job.rule,
+                        job.state.as_str(),
+                        format!("{}/{}", job.attempts, job.max_attempts),
+                        job.last_error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
+        JobsCommand::Show { id } => {
+            let (job, attempts) = store
+                .job(JobId(id))
+                .await?
+                .ok_or_else(|| Failure(format!("no job {id}"), 1))?;
+            println!(
+                "job {} (rule {}, delivery {})",
+                job.id, job.rule, job.delivery_seq
+            );
+            println!("  state:    {}", job.state.as_str());
+            println!("  subject:  {}", job.subject.as_deref().unwrap_or("-"));
+            println!("  attempts: {}/{}", job.attempts, job.max_attempts);
+            println!("  next run: {}", rfc3339(job.run_at));
+            for a in &attempts {
+                println!(
+                    "  attempt {} at {}: {}",
+                    a.number,
+                    rfc3339(a.started_at),
+                    a.outcome
+                );
+                if let Some(error) = &a.error {
+                    println!("    error: {error}");
+                }
+                for action in &a.actions {
+                    println!("    {action}");
+                }
+            }
+            Ok(())
+        }
+        JobsCommand::Replay { id } => replay_dead(store, vec![id], false).await,
+    }
+}
+
+async fn replay_dead(store: &SqliteStore, ids: Vec<i64>, all: bool) -> Result<(), Failure> {
+    let ids = if all {
+        let filter = JobFilter {
+            state: Some(JobState::Dead),
+            limit: u32::MAX,
+            ..Default::default()
+        };
+        store
+            .list_jobs(&filter)
+            .await?
+            .into_iter()
+            .map(|j| j.id.0)
+            .collect()
+    } else {
+        ids
+    };
+    if ids.is_empty() {
+        return Err(Failure("give job ids, or --all".into(), 2));
+    }
+    let mut refused = 0;
+    for id in ids {
+        if store
+            .replay_job(JobId(id), time::OffsetDateTime::now_utc())
+            .await?
+        {
+            println!("job {id} will run again");
+        } else {
+            refused += 1;
+            eprintln!("job {id} is not a dead letter (or does not exist)");
+        }
+    }
+    if refused > 0 {
+        return Err(Failure(format!("{refused} job(s) not replayed"), 1));
+    }
+    Ok(())
 }
 
 /// The typed event name of a stored delivery, or its raw event type if it cannot be parsed.

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookbridge_core::{EndpointName, Provider, Secret};
+use hookbridge_sync_engine::engine::{
+    Backoff, DeclarativeRule, EngineConfig, RateLimit, Rule, RuleSpec, SelfActor,
+};
 use hookbridge_sync_engine::store::Synchronous;
 use serde::Deserialize;
 
@@ -73,6 +76,110 @@ pub struct ConfigFile {
     /// Endpoints by name: `POST /hooks/{name}`.
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointSection>,
+    /// The sync engine's settings.
+    #[serde(default)]
+    pub engine: EngineSection,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// Declarative rules (`[[rules]]`); see `RuleSpec`. Kept as TOML here so that secret
+    /// values in them (`{ env = "..." }`) are resolved before the rules are built.
+    #[serde(default)]
+    pub rules: Vec<toml::Table>,
+}
+
+/// `[engine]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Jobs run at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts before a job is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay scale, in milliseconds.
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    /// Longest retry delay, in seconds.
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: u64,
+    /// How long a worker holds a job, in seconds.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// How often to look for work not signalled (due retries, other instances), in ms.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long a write's echo mark counts, in seconds.
+    #[serde(default = "default_echo_ttl_secs")]
+    pub echo_ttl_secs: u64,
+    /// Accounts of hookbridge's own, whose events are skipped.
+    #[serde(default)]
+    pub self_actors: Vec<SelfActorSection>,
+    /// Rate limits by target (a service name, or an HTTP action's host).
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RateLimitSection>,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every engine key has a default"))
+    }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_backoff_base_ms() -> u64 {
+    2000
+}
+fn default_backoff_max_secs() -> u64 {
+    900
+}
+fn default_lease_secs() -> u64 {
+    300
+}
+fn default_poll_interval_ms() -> u64 {
+    1000
+}
+fn default_echo_ttl_secs() -> u64 {
+    600
+}
+
+/// `[[engine.self_actors]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfActorSection {
+    /// Provider kind.
+    pub provider: String,
+    /// Login, account id or name.
+    pub name: String,
+}
+
+/// `[engine.rate_limits.<target>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Sustained calls per second.
+    pub per_second: f64,
+    /// Burst size.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    1
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// The bearer token of the admin API; without it the admin API is off.
+    pub token: Option<SecretSource>,
 }
 
 /// `[server]`.
@@ -280,8 +387,33 @@ pub struct Config {
     pub log: LogSection,
     /// Endpoints by name.
     pub endpoints: BTreeMap<EndpointName, Endpoint>,
+    /// Engine settings.
+    pub engine: EngineConfig,
+    /// Rate limits by target.
+    pub rate_limits: Vec<(String, RateLimit)>,
+    /// Declarative rules, checked.
+    pub rules: Vec<RuleSpec>,
+    /// The admin API's bearer token; `None`: the admin API is off.
+    pub admin_token: Option<Secret>,
     /// Where the configuration came from, for messages.
     pub source: String,
+}
+
+impl Config {
+    /// Builds the rules the configuration declares.
+    pub fn build_rules(&self, http: &reqwest::Client) -> Result<Vec<Arc<dyn Rule>>, ConfigError> {
+        self.rules
+            .iter()
+            .map(|spec| {
+                DeclarativeRule::new(spec.clone(), http.clone())
+                    .map(|rule| Arc::new(rule) as Arc<dyn Rule>)
+                    .map_err(|e| ConfigError::Invalid {
+                        key: "rules",
+                        message: e.to_string(),
+                    })
+            })
+            .collect()
+    }
 }
 
 impl Config {
@@ -333,6 +465,55 @@ impl Config {
             path: store_path,
             synchronous,
         } = file.store;
+        let engine = engine_config(&file.engine)?;
+        let mut rules = Vec::new();
+        for (i, table) in file.rules.into_iter().enumerate() {
+            let table = resolve_secret_options(table, base_dir).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "rules",
+                    message: format!("rule #{}: {message}", i + 1),
+                }
+            })?;
+            let spec: RuleSpec =
+                table
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        key: "rules",
+                        message: format!("rule #{}: {}", i + 1, e.message()),
+                    })?;
+            if rules.iter().any(|r: &RuleSpec| r.name == spec.name) {
+                return Err(ConfigError::Invalid {
+                    key: "rules",
+                    message: format!("two rules are named {:?}", spec.name),
+                });
+            }
+            // Check templates now, so a bad rule fails at start-up, not on the first event.
+            DeclarativeRule::new(spec.clone(), reqwest::Client::new()).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "rules",
+                    message: e.to_string(),
+                }
+            })?;
+            rules.push(spec);
+        }
+        let admin_token = match &file.admin.token {
+            Some(source) => {
+                let token = source
+                    .resolve(base_dir)
+                    .map_err(|message| ConfigError::Invalid {
+                        key: "admin.token",
+                        message,
+                    })?;
+                if token.expose().len() < 16 {
+                    return Err(ConfigError::Invalid {
+                        key: "admin.token",
+                        message: "must be at least 16 characters".into(),
+                    });
+                }
+                Some(token)
+            }
+            None => None,
+        };
         Ok(Self {
             listen: file.server.listen,
             body_timeout: Duration::from_secs(file.server.body_timeout_secs),
@@ -341,7 +522,69 @@ impl Config {
             synchronous,
             log: file.log,
             endpoints,
+            engine,
+            rate_limits: file.engine.limits().collect(),
+            rules,
+            admin_token,
             source: path.map_or_else(|| "(built-in)".to_owned(), |p| p.display().to_string()),
+        })
+    }
+}
+
+fn engine_config(section: &EngineSection) -> Result<EngineConfig, ConfigError> {
+    let positive = |key: &'static str, value: u64| {
+        if value == 0 {
+            Err(ConfigError::Invalid {
+                key,
+                message: "must be greater than 0".into(),
+            })
+        } else {
+            Ok(value)
+        }
+    };
+    positive("engine.concurrency", section.concurrency as u64)?;
+    positive("engine.max_attempts", u64::from(section.max_attempts))?;
+    Ok(EngineConfig {
+        concurrency: section.concurrency,
+        max_attempts: section.max_attempts,
+        backoff: Backoff {
+            base: Duration::from_millis(positive(
+                "engine.backoff_base_ms",
+                section.backoff_base_ms,
+            )?),
+            max: Duration::from_secs(positive(
+                "engine.backoff_max_secs",
+                section.backoff_max_secs,
+            )?),
+        },
+        lease: Duration::from_secs(positive("engine.lease_secs", section.lease_secs)?),
+        poll_interval: Duration::from_millis(positive(
+            "engine.poll_interval_ms",
+            section.poll_interval_ms,
+        )?),
+        echo_ttl: Duration::from_secs(section.echo_ttl_secs),
+        self_actors: section
+            .self_actors
+            .iter()
+            .map(|a| SelfActor {
+                provider: a.provider.clone(),
+                name: a.name.clone(),
+            })
+            .collect(),
+    })
+}
+
+impl EngineSection {
+    /// The rate limits, for the engine builder.
+    pub fn limits(&self) -> impl Iterator<Item = (String, RateLimit)> + '_ {
+        self.rate_limits.iter().map(|(target, l)| {
+            (
+                target.clone(),
+                RateLimit {
+                    per_second: l.per_second,
+                    burst: l.burst,
+                },
+            )
         })
     }
 }
@@ -354,22 +597,32 @@ fn resolve_secret_options(
     base_dir: &Path,
 ) -> Result<toml::Table, String> {
     for (key, value) in options.iter_mut() {
-        let Some(table) = value.as_table() else {
-            continue;
-        };
-        let source = match (table.len(), table.get("env"), table.get("file")) {
-            (1, Some(toml::Value::String(env)), None) => SecretSource::Env { env: env.clone() },
-            (1, None, Some(toml::Value::String(file))) => SecretSource::File { file: file.into() },
-            _ => continue,
-        };
-        let secret = source
-            .resolve(base_dir)
-            .map_err(|m| format!("{key}: {m}"))?;
-        let text = String::from_utf8(secret.expose().to_vec())
-            .map_err(|_| format!("{key}: the value is not UTF-8"))?;
-        *value = toml::Value::String(text);
+        resolve_secret_value(key, value, base_dir)?;
     }
     Ok(options)
+}
+
+fn resolve_secret_value(key: &str, value: &mut toml::Value, base_dir: &Path) -> Result<(), String> {
+    let Some(table) = value.as_table_mut() else {
+        return Ok(());
+    };
+    let source = match (table.len(), table.get("env"), table.get("file")) {
+        (1, Some(toml::Value::String(env)), None) => SecretSource::Env { env: env.clone() },
+        (1, None, Some(toml::Value::String(file))) => SecretSource::File { file: file.into() },
+        _ => {
+            for (inner, value) in table.iter_mut() {
+                resolve_secret_value(&format!("{key}.{inner}"), value, base_dir)?;
+            }
+            return Ok(());
+        }
+    };
+    let secret = source
+        .resolve(base_dir)
+        .map_err(|m| format!("{key}: {m}"))?;
+    let text = String::from_utf8(secret.expose().to_vec())
+        .map_err(|_| format!("{key}: the value is not UTF-8"))?;
+    *value = toml::Value::String(text);
+    Ok(())
 }
 
 /// The parser's message with a line number, without quoting the offending line: the line

@@ -19,6 +19,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod admin;
 pub mod config;
 mod ingest;
 pub mod metrics;
@@ -35,10 +36,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use hookbridge_sync_engine::engine::Engine;
 use hookbridge_sync_engine::store::Store;
 
 pub use config::{Config, ConfigError, Endpoint};
-pub use serve::{ServeError, serve};
+pub use serve::{ServeError, build_engine, serve};
 
 /// What the router's handlers share: the endpoints and the store.
 #[derive(Clone)]
@@ -49,6 +51,8 @@ pub struct AppState {
 struct Inner {
     endpoints: HashMap<String, Endpoint>,
     store: Arc<dyn Store>,
+    engine: Option<Engine>,
+    admin_token: Option<hookbridge_core::Secret>,
     body_timeout: Duration,
     shutting_down: AtomicBool,
 }
@@ -69,10 +73,30 @@ impl AppState {
             inner: Arc::new(Inner {
                 endpoints,
                 store,
+                engine: None,
+                admin_token: None,
                 body_timeout,
                 shutting_down: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Serves the admin API under `/admin`, authenticated with `token`, and lets it dry-run
+    /// `engine`'s rules. Call before the state is cloned into a router.
+    pub fn with_admin(
+        mut self,
+        engine: Option<Engine>,
+        token: Option<hookbridge_core::Secret>,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.engine = engine;
+            inner.admin_token = token;
+        }
+        self
+    }
+
+    pub(crate) fn engine(&self) -> Option<&Engine> {
+        self.inner.engine.as_ref()
     }
 
     /// The store deliveries go to.
@@ -105,12 +129,21 @@ pub fn router(state: AppState) -> Router {
     // Install the recorder now rather than on the first scrape, so the first deliveries
     // are counted.
     let _ = metrics::handle();
-    Router::new()
+    let admin = state
+        .inner
+        .admin_token
+        .clone()
+        .map(|token| admin::router(state.clone(), token));
+    let router = Router::new()
         .route("/hooks/{endpoint}", any(ingest::receive))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .with_state(state)
+        .with_state(state);
+    match admin {
+        Some(admin) => router.nest("/admin", admin),
+        None => router,
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -32,6 +32,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The configuration's rules are invalid.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
     /// The server failed while running.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -57,16 +60,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     let endpoints: Vec<_> = config.endpoints.keys().map(|n| n.to_string()).collect();
     prepare_endpoints(store.as_ref(), config.endpoints.values()).await?;
-    let mut engine = Engine::builder(store.clone());
-    for endpoint in config.endpoints.values() {
-        engine = engine.endpoint(endpoint.name.clone(), endpoint.provider.clone());
-    }
-    let engine = engine.build().start();
+    let engine = build_engine(&config, store.clone())?;
+    let running = engine.start();
     let state = AppState::new(
         store.clone(),
         config.endpoints.into_values(),
         config.body_timeout,
-    );
+    )
+    .with_admin(Some(engine), config.admin_token);
     let mut refreshers = spawn_refreshers(&state);
     let app = router(state.clone());
     wait_ready(&state).await;
@@ -78,6 +79,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     let mut server = tokio::spawn(async move { server.await });
 
+    let shutdown = shutdown_signal();
     tracing::info!(%addr, endpoints = ?endpoints, store = %config.store_path.display(), "hookbridge ready");
     {
         let mut out = std::io::stdout().lock();
@@ -87,7 +89,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let result = tokio::select! {
         joined = &mut server => Some(joined),
-        () = shutdown_signal() => None,
+        () = shutdown => None,
     };
     let result = match result {
         Some(joined) => joined.map_err(|e| ServeError::Io(std::io::Error::other(e)))?,
@@ -106,10 +108,29 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     };
     refreshers.abort_all();
-    engine.shutdown().await;
+    running.shutdown().await;
     store.close().await;
     tracing::info!("hookbridge stopped");
     result.map_err(ServeError::Io)
+}
+
+/// The engine of a configuration: its endpoints' providers, its rules and settings.
+pub fn build_engine(config: &Config, store: Arc<dyn Store>) -> Result<Engine, ServeError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+    let mut builder = Engine::builder(store).config(config.engine.clone());
+    for endpoint in config.endpoints.values() {
+        builder = builder.endpoint(endpoint.name.clone(), endpoint.provider.clone());
+    }
+    for rule in config.build_rules(&http)? {
+        builder = builder.rule(rule);
+    }
+    for (target, limit) in &config.rate_limits {
+        builder = builder.rate_limit(target.clone(), *limit);
+    }
+    Ok(builder.build())
 }
 
 /// Restores the secrets endpoints learned in handshakes.
@@ -172,25 +193,34 @@ async fn wait_ready(state: &AppState) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGINT or SIGTERM. The handlers are installed when this is created, so create it
+/// before announcing readiness: a signal sent right after would otherwise kill the process
+/// with the default action instead of shutting it down gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -44,6 +44,7 @@ pub struct Event {
     actor: Option<Actor>,
     occurred_at: Option<OffsetDateTime>,
     payload: Arc<dyn EventPayload>,
+    raw_json: Option<bytes::Bytes>,
 }
 
 impl Event {
@@ -62,6 +63,7 @@ impl Event {
             actor: None,
             occurred_at: None,
             payload: Arc::new(payload),
+            raw_json: None,
         }
     }
 
@@ -81,6 +83,18 @@ impl Event {
     pub fn with_occurred_at(mut self, at: Option<OffsetDateTime>) -> Self {
         self.occurred_at = at;
         self
+    }
+
+    /// Attaches the JSON document as the service sent it, for rules that read fields the
+    /// typed payload does not model.
+    pub fn with_raw_json(mut self, json: Option<bytes::Bytes>) -> Self {
+        self.raw_json = json;
+        self
+    }
+
+    /// The JSON document as the service sent it, when attached.
+    pub fn raw_json(&self) -> Option<&[u8]> {
+        self.raw_json.as_deref()
     }
 
     /// The provider that produced the event.

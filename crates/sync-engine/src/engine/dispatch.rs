@@ -51,7 +51,19 @@ pub(crate) fn parse(engine: &Inner, delivery: &StoredDelivery) -> Result<Event, 
         Some(provider) => provider.clone(),
         None => hookbridge_providers::parser(&delivery.provider).map_err(|e| e.to_string())?,
     };
-    provider.parse(&raw).map_err(|e| e.to_string())
+    let event = provider.parse(&raw).map_err(|e| e.to_string())?;
+    Ok(event.with_raw_json(json_document(&delivery.body)))
+}
+
+/// The JSON document of a body: the body itself, or the `payload` field of a form body
+/// (GitHub's form deliveries, Travis CI, Slack interactivity).
+fn json_document(body: &bytes::Bytes) -> Option<bytes::Bytes> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'[') => Some(body.clone()),
+        _ => form_urlencoded::parse(body)
+            .find(|(key, _)| key == "payload")
+            .map(|(_, value)| bytes::Bytes::from(value.into_owned())),
+    }
 }
 
 async fn dispatch_one(engine: &Inner, delivery: &StoredDelivery) -> Result<(), StoreError> {

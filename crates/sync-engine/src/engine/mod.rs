@@ -19,6 +19,7 @@
 
 mod backoff;
 mod context;
+mod declarative;
 mod dispatch;
 mod ratelimit;
 mod source;
@@ -36,7 +37,10 @@ use crate::store::Store;
 
 pub use backoff::Backoff;
 pub use context::{Clients, RuleContext};
-pub use dispatch::DryRun;
+pub use declarative::{
+    ActionSpec, DeclarativeRule, OneOrMany, RuleSpec, RuleSpecError, Scalar, When,
+};
+pub use dispatch::{DryRun, DryRunError, RuleDryRun};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use source::{Poll, PollError, Source};
 
@@ -271,7 +275,7 @@ impl Engine {
     }
 
     /// What the rules would do with a stored delivery, without doing it.
-    pub async fn dry_run(&self, seq: i64) -> Result<DryRun, dispatch::DryRunError> {
+    pub async fn dry_run(&self, seq: i64) -> Result<DryRun, DryRunError> {
         dispatch::dry_run(&self.inner, seq).await
     }
 }
