@@ -1,22 +1,71 @@
-//! Embedding hookbridge in an existing axum application.
+//! Embedding hookbridge in an existing axum application, with a custom rule.
 //!
 //! The application keeps its own routes; hookbridge's router is nested under `/webhooks`,
-//! so GitHub delivers to `POST /webhooks/hooks/github`. Endpoints are built in code here
-//! instead of read from a TOML file.
+//! so GitHub delivers to `POST /webhooks/hooks/github`. The engine runs beside it and
+//! applies `LabelNewIssues` to every opened issue: a desired-state rule that records which
+//! issues it has seen in the rule state and would label them through an API client.
 //!
 //! ```sh
 //! GITHUB_WEBHOOK_SECRET=s3cret cargo run -p hookbridge-examples --example embed
+//! # in another shell: sign and send a sample delivery
+//! GITHUB_WEBHOOK_SECRET=s3cret cargo run -p hookbridge-server -- send --provider github \
+//!     --secret-env GITHUB_WEBHOOK_SECRET --event issues.opened --to http://127.0.0.1:3000/webhooks/hooks/github
 //! ```
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::routing::get;
-use hookbridge_core::{EndpointName, Secret};
+use hookbridge_core::{EndpointName, Event, RuleError, RuleOutcome, Secret, SyncRule};
+use hookbridge_providers::github::events::GithubEvent;
 use hookbridge_providers::github::{Github, GithubOptions};
 use hookbridge_server::{AppState, Endpoint, router};
+use hookbridge_sync_engine::engine::{Engine, RuleContext};
 use hookbridge_sync_engine::store::{SqliteOptions, SqliteStore, Store};
+
+/// Triages every newly opened issue once.
+struct LabelNewIssues;
+
+#[async_trait]
+impl SyncRule<RuleContext> for LabelNewIssues {
+    fn name(&self) -> &str {
+        "label-new-issues"
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        event.name().as_str() == "issues.opened"
+    }
+
+    async fn apply(&self, ctx: &RuleContext, event: &Event) -> Result<RuleOutcome, RuleError> {
+        let Some(GithubEvent::Issues(issues)) = event.payload::<GithubEvent>() else {
+            return Ok(RuleOutcome::Skipped {
+                reason: "not an issues event".into(),
+            });
+        };
+        let key = format!("triaged:{}", issues.issue.number);
+        // Desired state: a second run for the same issue changes nothing.
+        if ctx.state(&key).await?.is_some() {
+            return Ok(RuleOutcome::Skipped {
+                reason: "already triaged".into(),
+            });
+        }
+        let title = issues.issue.title.clone();
+        ctx.perform(
+            "github",
+            format!("add label needs-triage to #{}", issues.issue.number),
+            async move {
+                // A real rule calls the GitHub API client here (with ctx.idempotency_key()).
+                tracing::info!(%title, "labelling");
+                Ok(())
+            },
+        )
+        .await?;
+        ctx.put_state(&key, &serde_json::json!(true)).await?;
+        Ok(RuleOutcome::Applied { actions: vec![] })
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,15 +73,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let secret = std::env::var("GITHUB_WEBHOOK_SECRET")
         .map_err(|_| "set GITHUB_WEBHOOK_SECRET to the webhook's secret")?;
-    let github = Github::new(vec![Secret::new(secret)], GithubOptions::default())?;
+    let github = Arc::new(Github::new(
+        vec![Secret::new(secret)],
+        GithubOptions::default(),
+    )?);
     let endpoint = Endpoint {
         name: EndpointName::new("github"),
-        provider: Arc::new(github),
+        provider: github.clone(),
         max_body_bytes: 25 * 1024 * 1024,
     };
 
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open("embed-data/hookbridge.db", SqliteOptions::default()).await?);
+    let engine = Engine::builder(store.clone())
+        .endpoint("github", github)
+        .rule(Arc::new(LabelNewIssues))
+        .build();
+    let running = engine.start();
     let state = AppState::new(store.clone(), [endpoint], Duration::from_secs(10));
 
     let app = Router::new()
@@ -46,6 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    running.shutdown().await;
     store.close().await;
     Ok(())
 }

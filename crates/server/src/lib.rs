@@ -172,7 +172,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn render_metrics() -> Response {
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    // Queue depth by state is read at scrape time: it is the store's truth, shared by every
+    // instance, not a per-process count.
+    if let Ok(counts) = state.store().job_counts().await {
+        for (job_state, n) in counts {
+            ::metrics::gauge!("hookbridge_jobs", "state" => job_state.as_str()).set(n as f64);
+        }
+    }
     match metrics::handle() {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

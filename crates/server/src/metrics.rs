@@ -26,11 +26,26 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                         1.0, 2.5, 10.0,
                     ],
                 )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("hookbridge_job_duration_seconds".to_owned()),
+                    &[0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0],
+                )
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             metrics::describe_counter!(
                 DELIVERIES_TOTAL,
                 "Deliveries received, by endpoint and outcome."
+            );
+            metrics::describe_counter!(
+                "hookbridge_job_attempts_total",
+                "Job attempts, by rule and outcome (applied, skipped, retry, failed)."
+            );
+            metrics::describe_gauge!("hookbridge_jobs", "Jobs in the store, by state.");
+            metrics::describe_histogram!(
+                "hookbridge_job_duration_seconds",
+                metrics::Unit::Seconds,
+                "Time a rule took to apply."
             );
             metrics::describe_histogram!(
                 INGEST_SECONDS,

@@ -286,6 +286,21 @@ async fn declarative_rule_applies_retries_dead_letters_and_replays() {
             == 3
     })
     .await;
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"hookbridge_job_attempts_total{rule="issues-to-tracker",outcome="retry"} 2"#,
+        r#"hookbridge_job_attempts_total{rule="issues-to-tracker",outcome="failed"} 1"#,
+        r#"hookbridge_jobs{state="done"} 3"#,
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in {metrics}");
+    }
     let rules = admin_get(&client, &server, "/admin/rules").await;
     assert_eq!(rules["rules"], serde_json::json!(["issues-to-tracker"]));
 }

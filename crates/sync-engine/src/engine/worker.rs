@@ -104,6 +104,10 @@ async fn run_job(engine: &Inner, claimed: ClaimedJob) {
             }
         }
     };
+    metrics::counter!("hookbridge_job_attempts_total", "rule" => job.rule.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("hookbridge_job_duration_seconds", "rule" => job.rule.clone())
+        .record((OffsetDateTime::now_utc() - started_at).as_seconds_f64());
     let attempt = Attempt {
         number: attempt_number,
         started_at,
