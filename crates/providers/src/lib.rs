@@ -12,6 +12,27 @@
 //! read endpoints from a file.
 #![deny(missing_docs)]
 
+// First: the macros are visible only in the modules declared after it.
+#[macro_use]
+mod macros;
+
+// Some helpers serve only some providers: unused ones are expected with a subset of features.
+#[cfg_attr(
+    not(all(
+        feature = "asana",
+        feature = "github",
+        feature = "gitlab",
+        feature = "jira",
+        feature = "pagerduty",
+        feature = "slack",
+        feature = "standard-webhooks",
+        feature = "travis",
+        feature = "trello"
+    )),
+    allow(dead_code)
+)]
+mod common;
+
 #[cfg(feature = "asana")]
 pub mod asana;
 #[cfg(feature = "github")]

@@ -9,7 +9,7 @@ use hookbridge_core::{DeliveryId, EndpointName, Provider, RawDelivery, Secret};
 use hookbridge_server::config::{Config, LogFormat};
 use hookbridge_server::telemetry;
 use hookbridge_sync_engine::store::{
-    DeliveryFilter, JobFilter, JobId, JobState, SqliteOptions, SqliteStore, Store, StoredDelivery,
+    DeliveryFilter, JobFilter, JobId, JobState, Store, StoredDelivery,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -337,7 +337,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             telemetry::init(format, config.log.filter.as_deref());
             if config.source == "(built-in)" {
                 tracing::warn!(
-                    store = %config.store_path.display(),
+                    store = %config.store,
                     "no --config given: serving the built-in development configuration \
                      (examples/dev.toml): endpoint `github` with the development secret \
                      `dev-secret`; do not expose it"
@@ -353,7 +353,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let config = Config::load(&config)?;
             println!("config {} is valid", config.source);
             println!("  listen: {}", config.listen);
-            println!("  store:  sqlite at {}", config.store_path.display());
+            println!("  store:  {}", config.store);
             for endpoint in config.endpoints.values() {
                 println!(
                     "  endpoint {:<20} provider={} max_body_bytes={}",
@@ -479,14 +479,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Deliveries { command, config } => {
             let config = load_or_dev(config.as_deref())?;
             let store = open_store(&config).await?;
-            let result = deliveries(&config, &store, command).await;
+            let result = deliveries(&config, store.as_ref(), command).await;
             store.close().await;
             result
         }
         Command::Jobs { command, config } => {
             let config = load_or_dev(config.as_deref())?;
             let store = open_store(&config).await?;
-            let result = jobs(&store, command).await;
+            let result = jobs(store.as_ref(), command).await;
             store.close().await;
             result
         }
@@ -502,16 +502,18 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                         before: None,
                         json,
                     };
-                    jobs(&store, command).await
+                    jobs(store.as_ref(), command).await
                 }
-                DeadLettersCommand::Replay { ids, all } => replay_dead(&store, ids, all).await,
+                DeadLettersCommand::Replay { ids, all } => {
+                    replay_dead(store.as_ref(), ids, all).await
+                }
             };
             store.close().await;
             result
         }
         Command::Rules { command, config } => {
             let config = load_or_dev(config.as_deref())?;
-            let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
+            let store = open_store(&config).await?;
             let engine = hookbridge_server::build_engine(&config, store.clone())?;
             let result = match command {
                 RulesCommand::List => {
@@ -546,7 +548,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let config = load_or_dev(config.as_deref())?;
             let store = open_store(&config).await?;
             store.close().await;
-            println!("store at {} is up to date", config.store_path.display());
+            println!("store ({}) is up to date", config.store);
             Ok(())
         }
     }
@@ -656,7 +658,7 @@ async fn resolve_delivery(store: &dyn Store, text: &str) -> Result<i64, Failure>
     }
 }
 
-async fn jobs(store: &SqliteStore, command: JobsCommand) -> Result<(), Failure> {
+async fn jobs(store: &dyn Store, command: JobsCommand) -> Result<(), Failure> {
     match command {
         JobsCommand::List {
             state,
@@ -738,7 +740,7 @@ async fn jobs(store: &SqliteStore, command: JobsCommand) -> Result<(), Failure> 
     }
 }
 
-async fn replay_dead(store: &SqliteStore, ids: Vec<i64>, all: bool) -> Result<(), Failure> {
+async fn replay_dead(store: &dyn Store, ids: Vec<i64>, all: bool) -> Result<(), Failure> {
     let ids = if all {
         let filter = JobFilter {
             state: Some(JobState::Dead),
@@ -838,12 +840,8 @@ fn load_or_dev(path: Option<&Path>) -> Result<Config, Failure> {
     })
 }
 
-async fn open_store(config: &Config) -> Result<SqliteStore, Failure> {
-    let options = SqliteOptions {
-        synchronous: config.synchronous,
-        ..SqliteOptions::default()
-    };
-    Ok(SqliteStore::open(&config.store_path, options).await?)
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Failure> {
+    Ok(config.store.open().await?)
 }
 
 impl CapturedDelivery {

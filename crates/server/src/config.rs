@@ -13,7 +13,9 @@ use hookbridge_core::{EndpointName, Provider, Secret};
 use hookbridge_sync_engine::engine::{
     Backoff, DeclarativeRule, EngineConfig, RateLimit, Rule, RuleSpec, SelfActor,
 };
-use hookbridge_sync_engine::store::Synchronous;
+use hookbridge_sync_engine::store::{
+    PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
+};
 use serde::Deserialize;
 
 /// The largest body accepted by default: GitHub caps payloads at 25 MB.
@@ -225,31 +227,153 @@ fn default_shutdown_grace() -> u64 {
 }
 
 /// `[store]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
-pub enum StoreSection {
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite` (default) or `postgres`.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// SQLite: the database file; relative paths are relative to the config file's directory.
+    pub path: Option<PathBuf>,
+    /// SQLite: `full` (default) or `normal`.
+    pub synchronous: Option<Synchronous>,
+    /// PostgreSQL: the connection URL (a secret: it may hold a password).
+    pub url: Option<SecretSource>,
+    /// PostgreSQL: the schema hookbridge's tables live in (default `hookbridge`).
+    pub schema: Option<String>,
+    /// PostgreSQL: pooled connections per instance (default 10).
+    pub max_connections: Option<u32>,
+}
+
+/// The store backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded SQLite store.
+    #[default]
+    Sqlite,
+    /// PostgreSQL, for several instances sharing the work.
+    Postgres,
+}
+
+/// Where the store is, checked.
+pub enum StoreConfig {
     /// The embedded SQLite store.
     Sqlite {
-        /// Database file; relative paths are relative to the config file's directory.
-        #[serde(default = "default_db_path")]
+        /// The database file.
         path: PathBuf,
-        /// `full` (default) or `normal`.
-        #[serde(default)]
+        /// Durability of commits.
         synchronous: Synchronous,
+    },
+    /// PostgreSQL.
+    Postgres {
+        /// The connection URL.
+        url: Secret,
+        /// The schema.
+        schema: String,
+        /// Pooled connections.
+        max_connections: u32,
     },
 }
 
-impl Default for StoreSection {
-    fn default() -> Self {
-        StoreSection::Sqlite {
-            path: default_db_path(),
-            synchronous: Synchronous::default(),
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for StoreConfig {
+    /// Where the store is, for messages: never the URL, which may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Sqlite { path, .. } => write!(f, "sqlite at {}", path.display()),
+            StoreConfig::Postgres { schema, .. } => write!(f, "postgres (schema {schema})"),
         }
     }
 }
 
-fn default_db_path() -> PathBuf {
-    PathBuf::from("hookbridge-data/hookbridge.db")
+impl StoreConfig {
+    /// Opens the store (running its migrations).
+    pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            StoreConfig::Sqlite { path, synchronous } => {
+                let options = SqliteOptions {
+                    synchronous: *synchronous,
+                    ..SqliteOptions::default()
+                };
+                Arc::new(SqliteStore::open(path, options).await?)
+            }
+            StoreConfig::Postgres {
+                url,
+                schema,
+                max_connections,
+            } => {
+                let url = std::str::from_utf8(url.expose()).map_err(|_| StoreError::Location {
+                    path: "store.url".into(),
+                    message: "the URL is not UTF-8".into(),
+                })?;
+                let options = PostgresOptions {
+                    max_connections: *max_connections,
+                    schema: Some(schema.clone()),
+                    ..PostgresOptions::default()
+                };
+                Arc::new(PostgresStore::connect(url, options).await?)
+            }
+        })
+    }
+}
+
+fn store_config(section: StoreSection, base_dir: &Path) -> Result<StoreConfig, ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid {
+        key: "store",
+        message: message.to_owned(),
+    };
+    match section.kind {
+        StoreKind::Sqlite => {
+            if section.url.is_some()
+                || section.schema.is_some()
+                || section.max_connections.is_some()
+            {
+                return Err(invalid(
+                    "url, schema and max_connections are PostgreSQL settings; set kind = \"postgres\"",
+                ));
+            }
+            let path = section
+                .path
+                .unwrap_or_else(|| PathBuf::from("hookbridge-data/hookbridge.db"));
+            Ok(StoreConfig::Sqlite {
+                path: base_dir.join(path),
+                synchronous: section.synchronous.unwrap_or_default(),
+            })
+        }
+        StoreKind::Postgres => {
+            if section.path.is_some() || section.synchronous.is_some() {
+                return Err(invalid("path and synchronous are SQLite settings"));
+            }
+            let url = section
+                .url
+                .ok_or_else(|| invalid("kind = \"postgres\" needs url, e.g. url = { env = \"HOOKBRIDGE_DATABASE_URL\" }"))?
+                .resolve(base_dir)
+                .map_err(|m| invalid(&format!("url: {m}")))?;
+            let schema = section.schema.unwrap_or_else(|| "hookbridge".into());
+            if schema.is_empty()
+                || !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(invalid("schema must be letters, digits and '_'"));
+            }
+            let max_connections = section.max_connections.unwrap_or(10);
+            if max_connections == 0 {
+                return Err(invalid("max_connections must be greater than 0"));
+            }
+            Ok(StoreConfig::Postgres {
+                url,
+                schema,
+                max_connections,
+            })
+        }
+    }
 }
 
 /// `[log]`.
@@ -379,10 +503,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
-    /// SQLite database path (absolute or relative to the working directory).
-    pub store_path: PathBuf,
-    /// SQLite durability.
-    pub synchronous: Synchronous,
+    /// The store.
+    pub store: StoreConfig,
     /// Log settings.
     pub log: LogSection,
     /// Endpoints by name.
@@ -461,10 +583,7 @@ impl Config {
             let endpoint = build_endpoint(&name, section, file.server.max_body_bytes, base_dir)?;
             endpoints.insert(endpoint.name.clone(), endpoint);
         }
-        let StoreSection::Sqlite {
-            path: store_path,
-            synchronous,
-        } = file.store;
+        let store = store_config(file.store, base_dir)?;
         let engine = engine_config(&file.engine)?;
         let mut rules = Vec::new();
         for (i, table) in file.rules.into_iter().enumerate() {
@@ -518,8 +637,7 @@ impl Config {
             listen: file.server.listen,
             body_timeout: Duration::from_secs(file.server.body_timeout_secs),
             shutdown_grace: Duration::from_secs(file.server.shutdown_grace_secs),
-            store_path: base_dir.join(store_path),
-            synchronous,
+            store,
             log: file.log,
             endpoints,
             engine,
@@ -695,9 +813,15 @@ mod tests {
         let c = parse("[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n").unwrap();
         assert_eq!(c.listen, default_listen());
         assert_eq!(
-            c.store_path,
-            PathBuf::from("/etc/hookbridge/hookbridge-data/hookbridge.db")
+            c.store.to_string(),
+            "sqlite at /etc/hookbridge/hookbridge-data/hookbridge.db"
         );
+        // A [store] table without `kind` is SQLite too.
+        let c = parse(
+            "[store]\npath = \"x.db\"\n[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.to_string(), "sqlite at /etc/hookbridge/x.db");
         let ep = &c.endpoints[&EndpointName::new("gh")];
         assert_eq!(ep.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(ep.provider.kind().as_str(), "github");
@@ -754,6 +878,18 @@ mod tests {
                 "oracle",
             ),
             ("", "no endpoint is configured"),
+            (
+                "[store]\nkind = \"postgres\"\n[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n",
+                "needs url",
+            ),
+            (
+                "[store]\nkind = \"postgres\"\nurl = \"postgres://x\"\npath = \"a\"\n[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n",
+                "SQLite settings",
+            ),
+            (
+                "[store]\nurl = \"postgres://x\"\n[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\n",
+                "PostgreSQL settings",
+            ),
             ("[endpoints.gh\n", "invalid config"),
         ];
         for (text, expected) in cases {

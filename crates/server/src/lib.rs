@@ -7,10 +7,10 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use hookbridge_server::{AppState, Config, router};
-//! use hookbridge_sync_engine::store::{SqliteStore, Store};
+//! use hookbridge_sync_engine::store::Store;
 //!
 //! let config = Config::load("hookbridge.toml".as_ref())?;
-//! let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path, Default::default()).await?);
+//! let store: Arc<dyn Store> = config.store.open().await?;
 //! let state = AppState::new(store, config.endpoints.into_values(), config.body_timeout);
 //! let app = axum::Router::new().nest("/webhooks", router(state));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

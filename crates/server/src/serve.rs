@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookbridge_sync_engine::engine::Engine;
-use hookbridge_sync_engine::store::{SqliteOptions, SqliteStore, Store, StoreError};
+use hookbridge_sync_engine::store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -46,11 +46,7 @@ pub enum ServeError {
 ///
 /// Prints `hookbridge listening on http://ADDR` on stdout once ready to serve.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let options = SqliteOptions {
-        synchronous: config.synchronous,
-        ..SqliteOptions::default()
-    };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path, options).await?);
+    let store = config.store.open().await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -80,7 +76,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let mut server = tokio::spawn(async move { server.await });
 
     let shutdown = shutdown_signal();
-    tracing::info!(%addr, endpoints = ?endpoints, store = %config.store_path.display(), "hookbridge ready");
+    tracing::info!(%addr, endpoints = ?endpoints, store = %config.store, "hookbridge ready");
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "hookbridge listening on http://{addr}");

@@ -154,3 +154,9 @@ async fn notifier_wakes_on_insert() {
     let (_dir, store) = fresh().await;
     conformance::notifier_wakes_on_insert(Arc::new(store)).await;
 }
+
+#[tokio::test]
+async fn worker_dying_on_the_last_attempt_leaves_a_finishable_job() {
+    let (_dir, store) = fresh().await;
+    conformance::worker_dying_on_the_last_attempt_leaves_a_finishable_job(&store).await;
+}

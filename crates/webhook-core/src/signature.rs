@@ -1,10 +1,12 @@
 //! Signature primitives shared by the providers: HMAC over the raw body with SHA-256 or
 //! SHA-1, hex or base64 encoded, compared in constant time against every configured secret
-//! (so a secret can be rotated without dropping deliveries), and a timestamp tolerance check
-//! for schemes that sign a timestamp.
+//! (so a secret can be rotated without dropping deliveries), the same comparison for shared
+//! tokens that senders present as they are (no HMAC), and a timestamp tolerance check for
+//! schemes that sign a timestamp.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
@@ -123,6 +125,44 @@ pub fn verify_hmac_any(
     signature: &str,
 ) -> Result<usize, SignatureMismatch> {
     verify_hmac_parts_any(algorithm, encoding, secrets, &[message], signature)
+}
+
+/// Checks a shared token presented as it is (a header or URL parameter that carries the
+/// secret itself, not an HMAC) against each secret in turn and returns the index of the first
+/// secret equal to it.
+///
+/// Both sides are hashed with SHA-256 first and the digests compared in constant time, so the
+/// comparison is over 32 bytes whatever the lengths: neither the content nor the length of a
+/// secret shows in the time taken. All secrets are tried even after a match would be found,
+/// so the time taken does not reveal which secret matched either. An empty token matches
+/// nothing, not even an empty secret.
+///
+/// ```
+/// use hookbridge_core::signature::{verify_token_any, SignatureMismatch};
+/// use hookbridge_core::Secret;
+///
+/// let secrets = [Secret::new("old-token"), Secret::new("new-token")];
+/// assert_eq!(verify_token_any(&secrets, b"new-token"), Ok(1));
+/// assert_eq!(
+///     verify_token_any(&secrets, b"new-toke"),
+///     Err(SignatureMismatch::NoMatch(2))
+/// );
+/// assert_eq!(verify_token_any(&[], b"new-token"), Err(SignatureMismatch::NoSecret));
+/// ```
+pub fn verify_token_any(secrets: &[Secret], presented: &[u8]) -> Result<usize, SignatureMismatch> {
+    if secrets.is_empty() {
+        return Err(SignatureMismatch::NoSecret);
+    }
+    let given = Sha256::digest(presented);
+    let mut found = None;
+    for (index, secret) in secrets.iter().enumerate() {
+        let expected = Sha256::digest(secret.expose());
+        let equal = bool::from(expected.ct_eq(&given));
+        if equal && !presented.is_empty() && found.is_none() {
+            found = Some(index);
+        }
+    }
+    found.ok_or(SignatureMismatch::NoMatch(secrets.len()))
 }
 
 /// A signed timestamp outside the allowed window.
@@ -249,6 +289,52 @@ mod tests {
             ),
             Ok(0)
         );
+    }
+
+    #[test]
+    fn token_matches_the_second_secret() {
+        let s = secrets(&["first-token-value", "second-token-value", "third"]);
+        assert_eq!(verify_token_any(&s, b"second-token-value"), Ok(1));
+        assert_eq!(verify_token_any(&s, b"first-token-value"), Ok(0));
+        // The same secret twice: the first is reported.
+        let twice = secrets(&["other", "same", "same"]);
+        assert_eq!(verify_token_any(&twice, b"same"), Ok(1));
+    }
+
+    #[test]
+    fn token_mismatch() {
+        let s = secrets(&["first-token-value", "second-token-value"]);
+        // Prefixes, extensions, case and bytes beyond ASCII are all different tokens.
+        for wrong in [
+            &b"first-token-valu"[..],
+            b"first-token-value ",
+            b"first-token-valuefirst-token-value",
+            b"FIRST-TOKEN-VALUE",
+            b"first-token-value\xff",
+        ] {
+            assert_eq!(
+                verify_token_any(&s, wrong),
+                Err(SignatureMismatch::NoMatch(2))
+            );
+        }
+        assert_eq!(
+            verify_token_any(&s, b""),
+            Err(SignatureMismatch::NoMatch(2))
+        );
+        // An empty token never matches, even an empty secret.
+        assert_eq!(
+            verify_token_any(&secrets(&[""]), b""),
+            Err(SignatureMismatch::NoMatch(1))
+        );
+    }
+
+    #[test]
+    fn token_without_secret() {
+        assert_eq!(
+            verify_token_any(&[], b"x"),
+            Err(SignatureMismatch::NoSecret)
+        );
+        assert_eq!(verify_token_any(&[], b""), Err(SignatureMismatch::NoSecret));
     }
 
     #[test]

@@ -7,9 +7,9 @@
 
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::events::batch_name;
+use crate::common::{body_key, require_json_content_type, require_json_object};
 
 /// Only what identification needs: each event's action and resource type, leniently (a
 /// missing one is the typed parse's business, not a reason to refuse the delivery).
@@ -33,15 +33,9 @@ struct ResourceHead {
 }
 
 pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
-    match delivery.media_type().as_deref() {
-        Some("application/json") => {}
-        Some(other) => return Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => return Err(IdentifyError::UnsupportedContentType("(none)".into())),
-    }
+    require_json_content_type(delivery)?;
     let body = &delivery.body[..];
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
-    }
+    require_json_object(body)?;
     let head: BatchHead = serde_json::from_slice(body).map_err(|e| {
         IdentifyError::Malformed(if e.is_data() {
             format!("not an Asana event batch: {e}")
@@ -59,14 +53,9 @@ pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError
         )
     }));
     Ok(Identity {
-        delivery_id: DeliveryId::new(dedup_key(body)),
+        delivery_id: DeliveryId::new(body_key(body)),
         event_type,
     })
-}
-
-/// `sha256:<hex digest of the raw body>`.
-pub(crate) fn dedup_key(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 use hookbridge_core::signature::{Algorithm, Encoding, verify_hmac_any};
 use hookbridge_core::{RawDelivery, Secret, Verified, VerifyError};
 
+use crate::common::signature_header;
+
 pub(crate) const SIGNATURE_HEADER: &str = "x-hook-signature";
 
 /// Why an endpoint with no secret yet refuses every delivery.
@@ -22,18 +24,7 @@ pub(crate) fn verify(secrets: &[Secret], delivery: &RawDelivery) -> Result<Verif
             reason: NO_HANDSHAKE_YET,
         });
     }
-    if !delivery.headers.contains_key(SIGNATURE_HEADER) {
-        return Err(VerifyError::MissingSignature {
-            header: SIGNATURE_HEADER,
-        });
-    }
-    let value =
-        delivery
-            .header(SIGNATURE_HEADER)
-            .ok_or_else(|| VerifyError::MalformedSignature {
-                header: SIGNATURE_HEADER,
-                reason: "not valid text".into(),
-            })?;
+    let value = signature_header(delivery, SIGNATURE_HEADER)?;
     let secret_index = verify_hmac_any(
         Algorithm::Sha256,
         Encoding::Hex,

@@ -30,89 +30,11 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, Error as _, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::Error as _;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Generates a string enum: one variant per known wire string, plus `Other(String)` for any
-/// other value. Deserializes from and serializes to the wire string, so an unknown value
-/// round-trips unchanged.
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($variant:ident => $wire:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $(
-                #[doc = concat!("`", $wire, "`")]
-                $variant,
-            )+
-            /// A value this crate does not know (yet), kept verbatim.
-            Other(String),
-        }
-
-        impl $name {
-            /// The wire string of this value.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Self::$variant => $wire,)+
-                    Self::Other(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                match s {
-                    $($wire => Self::$variant,)+
-                    other => Self::Other(other.to_owned()),
-                }
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                match s.as_str() {
-                    $($wire => Self::$variant,)+
-                    _ => Self::Other(s),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct StrVisitor;
-                impl Visitor<'_> for StrVisitor {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " string"))
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                }
-                deserializer.deserialize_str(StrVisitor)
-            }
-        }
-    };
-}
+use crate::common::{expect_json_object, typed};
 
 string_enum! {
     /// The `action` of an `issues` event.
@@ -1417,14 +1339,6 @@ pub enum GithubEvent {
     Untyped(UntypedEvent),
 }
 
-/// Deserializes a known event straight from the bytes, without an intermediate `Value`.
-fn typed<'a, T: Deserialize<'a>>(
-    json: &'a [u8],
-    wrap: fn(T) -> GithubEvent,
-) -> Result<GithubEvent, serde_json::Error> {
-    serde_json::from_slice(json).map(wrap)
-}
-
 /// The fallback: the whole document as a `Value`, which must be a JSON object.
 fn untyped(
     event: &str,
@@ -1447,15 +1361,6 @@ fn untyped(
     }))
 }
 
-/// The error for a document that does not start with `{`: its syntax error if it has one,
-/// otherwise "expected a JSON object".
-fn not_an_object(json: &[u8]) -> serde_json::Error {
-    match serde_json::from_slice::<de::IgnoredAny>(json) {
-        Err(e) => e,
-        Ok(_) => serde_json::Error::custom("expected a JSON object"),
-    }
-}
-
 fn repo_key(repository: Option<&Repository>, rest: fmt::Arguments<'_>) -> Option<String> {
     repository.map(|r| format!("github:{}{}", r.full_name, rest))
 }
@@ -1467,9 +1372,7 @@ impl GithubEvent {
     /// `Untyped` with `reason` set.
     pub fn from_json(event: &str, json: &[u8]) -> Result<GithubEvent, serde_json::Error> {
         // A derived struct also accepts a JSON array (positionally): rule non-objects out first.
-        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(not_an_object(json));
-        }
+        expect_json_object(json)?;
         let result = match event {
             "issues" => typed(json, GithubEvent::Issues),
             "issue_comment" => typed(json, GithubEvent::IssueComment),

@@ -5,33 +5,22 @@ use std::borrow::Cow;
 
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 
+use crate::common::{check_json_object, header_token, unsupported_content_type};
+
 const DELIVERY_HEADER: &str = "x-github-delivery";
 const EVENT_HEADER: &str = "x-github-event";
 /// GitHub's delivery ids are GUIDs; anything much longer is not from GitHub.
 const MAX_ID_LEN: usize = 128;
 
 pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
-    let delivery_id = token_header(delivery, DELIVERY_HEADER)?;
-    let event_type = token_header(delivery, EVENT_HEADER)?;
+    let delivery_id = header_token(delivery, DELIVERY_HEADER, MAX_ID_LEN)?;
+    let event_type = header_token(delivery, EVENT_HEADER, MAX_ID_LEN)?;
     let json = json_body(delivery)?;
     check_json_object(&json)?;
     Ok(Identity {
         delivery_id: DeliveryId::new(delivery_id),
         event_type: event_type.to_owned(),
     })
-}
-
-fn token_header<'a>(
-    delivery: &'a RawDelivery,
-    name: &'static str,
-) -> Result<&'a str, IdentifyError> {
-    delivery
-        .header(name)
-        .map(str::trim)
-        .filter(|v| {
-            !v.is_empty() && v.len() <= MAX_ID_LEN && v.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .ok_or(IdentifyError::MissingHeader(name))
 }
 
 /// The JSON document of the delivery, decoded from the form body where needed.
@@ -42,20 +31,8 @@ pub(crate) fn json_body(delivery: &RawDelivery) -> Result<Cow<'_, [u8]>, Identif
             .find(|(key, _)| key == "payload")
             .map(|(_, value)| Cow::Owned(value.into_owned().into_bytes()))
             .ok_or_else(|| IdentifyError::Malformed("form body has no `payload` field".into())),
-        Some(other) => Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => Err(IdentifyError::UnsupportedContentType("(none)".into())),
+        other => Err(unsupported_content_type(other)),
     }
-}
-
-/// Well-formedness only: a full typed parse happens later, off the request path.
-fn check_json_object(json: &[u8]) -> Result<(), IdentifyError> {
-    let first = json.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(json)
-        .map(|_| ())
-        .map_err(|e| IdentifyError::Malformed(format!("invalid JSON: {e}")))
 }
 
 #[cfg(test)]

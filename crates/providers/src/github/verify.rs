@@ -4,6 +4,8 @@
 use hookbridge_core::signature::{Algorithm, Encoding, verify_hmac_any};
 use hookbridge_core::{RawDelivery, Secret, Verified, VerifyError};
 
+use crate::common::signature_header;
+
 const SHA256_HEADER: &str = "x-hub-signature-256";
 const SHA1_HEADER: &str = "x-hub-signature";
 
@@ -44,12 +46,7 @@ fn check(
     prefix: &str,
     algorithm: Algorithm,
 ) -> Result<Verified, VerifyError> {
-    let value = delivery
-        .header(header)
-        .ok_or_else(|| VerifyError::MalformedSignature {
-            header,
-            reason: "not valid text".into(),
-        })?;
+    let value = signature_header(delivery, header)?;
     let hex = value
         .trim()
         .strip_prefix(prefix)

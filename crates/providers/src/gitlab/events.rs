@@ -36,89 +36,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, Error as _, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::Error as _;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Generates a string enum: one variant per known wire string, plus `Other(String)` for any
-/// other value. Deserializes from and serializes to the wire string, so an unknown value
-/// round-trips unchanged. (The same pattern as the GitHub provider's.)
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($variant:ident => $wire:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $(
-                #[doc = concat!("`", $wire, "`")]
-                $variant,
-            )+
-            /// A value this crate does not know (yet), kept verbatim.
-            Other(String),
-        }
-
-        impl $name {
-            /// The wire string of this value.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Self::$variant => $wire,)+
-                    Self::Other(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                match s {
-                    $($wire => Self::$variant,)+
-                    other => Self::Other(other.to_owned()),
-                }
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                match s.as_str() {
-                    $($wire => Self::$variant,)+
-                    _ => Self::Other(s),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct StrVisitor;
-                impl Visitor<'_> for StrVisitor {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " string"))
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                }
-                deserializer.deserialize_str(StrVisitor)
-            }
-        }
-    };
-}
+use crate::common::{expect_json_object, null_as_default, typed};
 
 string_enum! {
     /// The `object_attributes.action` of an issue (or work item) event.
@@ -184,24 +106,6 @@ string_enum! {
 // ---------------------------------------------------------------------------------------------
 // Lenient field readers
 // ---------------------------------------------------------------------------------------------
-
-/// A list that GitLab may also write as `null`.
-fn nullable_vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<Vec<T>>::deserialize(deserializer).map(Option::unwrap_or_default)
-}
-
-/// A map that GitLab may also write as `null`.
-fn nullable_map<'de, D, T>(deserializer: D) -> Result<BTreeMap<String, T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<BTreeMap<String, T>>::deserialize(deserializer).map(Option::unwrap_or_default)
-}
 
 /// Parses a GitLab timestamp: RFC 3339 (`2013-12-03T17:15:43Z`, `2019-06-05T14:32:20.211Z`,
 /// `2012-01-03T23:36:29+02:00`), or Rails' `to_s` form (`2015-05-17 18:08:09 UTC`,
@@ -392,13 +296,13 @@ pub struct Commit {
     #[serde(default)]
     pub author: Option<CommitAuthor>,
     /// Paths added.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub added: Vec<String>,
     /// Paths modified.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub modified: Vec<String>,
     /// Paths removed.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub removed: Vec<String>,
 }
 
@@ -434,10 +338,10 @@ pub struct IssueAttributes {
     #[serde(default)]
     pub author_id: Option<u64>,
     /// The assignees' ids.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub assignee_ids: Vec<u64>,
     /// The labels.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: Vec<Label>,
     /// The milestone's id.
     #[serde(default)]
@@ -495,13 +399,13 @@ pub struct MergeRequestAttributes {
     #[serde(default)]
     pub author_id: Option<u64>,
     /// The assignees' ids.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub assignee_ids: Vec<u64>,
     /// The reviewers' ids.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub reviewer_ids: Vec<u64>,
     /// The labels.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: Vec<Label>,
     /// Whether the merge request is a draft.
     #[serde(default)]
@@ -618,7 +522,7 @@ pub struct PipelineAttributes {
     #[serde(default)]
     pub detailed_status: Option<String>,
     /// The stages, in order.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub stages: Vec<String>,
     /// How long it ran, in seconds.
     #[serde(default)]
@@ -692,13 +596,13 @@ pub struct IssueEvent {
     /// The issue.
     pub object_attributes: IssueAttributes,
     /// The labels.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: Vec<Label>,
     /// The assignees.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub assignees: Vec<User>,
     /// What changed, by attribute (`labels`, `state_id`, `title`, ...).
-    #[serde(default, deserialize_with = "nullable_map")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub changes: BTreeMap<String, Change>,
 }
 
@@ -716,16 +620,16 @@ pub struct MergeRequestEvent {
     /// The merge request.
     pub object_attributes: MergeRequestAttributes,
     /// The labels.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: Vec<Label>,
     /// The assignees.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub assignees: Vec<User>,
     /// The reviewers.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub reviewers: Vec<User>,
     /// What changed, by attribute.
-    #[serde(default, deserialize_with = "nullable_map")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub changes: BTreeMap<String, Change>,
 }
 
@@ -789,7 +693,7 @@ pub struct PushEvent {
     /// The project.
     pub project: Project,
     /// The newest 20 commits at most, oldest first.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub commits: Vec<Commit>,
     /// How many commits were pushed.
     #[serde(default)]
@@ -834,7 +738,7 @@ pub struct PipelineEvent {
     #[serde(default)]
     pub commit: Option<Commit>,
     /// The jobs.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub builds: Vec<Build>,
 }
 
@@ -874,13 +778,6 @@ pub enum GitlabEvent {
     Untyped(UntypedEvent),
 }
 
-fn typed<'a, T: Deserialize<'a>>(
-    json: &'a [u8],
-    wrap: fn(T) -> GitlabEvent,
-) -> Result<GitlabEvent, serde_json::Error> {
-    serde_json::from_slice(json).map(wrap)
-}
-
 /// The fallback: the whole document as a `Value`, which must be a JSON object.
 fn untyped(
     event: &str,
@@ -904,15 +801,6 @@ fn untyped(
         reason,
         payload,
     }))
-}
-
-/// The error for a document that does not start with `{`: its syntax error if it has one,
-/// otherwise "expected a JSON object".
-fn not_an_object(json: &[u8]) -> serde_json::Error {
-    match serde_json::from_slice::<de::IgnoredAny>(json) {
-        Err(e) => e,
-        Ok(_) => serde_json::Error::custom("expected a JSON object"),
-    }
 }
 
 /// Reads `object_kind` only; the rest is checked for syntax.
@@ -940,9 +828,7 @@ impl GitlabEvent {
     /// set.
     pub fn from_json(event: &str, json: &[u8]) -> Result<GitlabEvent, serde_json::Error> {
         // A derived struct also accepts a JSON array (positionally): rule non-objects out first.
-        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(not_an_object(json));
-        }
+        expect_json_object(json)?;
         let kind = match serde_json::from_slice::<Head>(json) {
             Ok(head) => head.object_kind,
             Err(e) if e.is_data() => return untyped(event, json, Some(e.to_string())),

@@ -19,7 +19,8 @@
 //! (timestamps, ids, shas).
 
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
-use sha2::{Digest, Sha256};
+
+use crate::common::{check_json_object, header_id_or_body_key, require_json_content_type};
 
 pub(crate) const EVENT_HEADER: &str = "x-gitlab-event";
 pub(crate) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -38,50 +39,20 @@ pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError
         })
         .ok_or(IdentifyError::MissingHeader(EVENT_HEADER))?
         .to_owned();
-    match delivery.media_type().as_deref() {
-        Some("application/json") => {}
-        Some(other) => return Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => return Err(IdentifyError::UnsupportedContentType("(none)".into())),
-    }
+    require_json_content_type(delivery)?;
     check_json_object(&delivery.body)?;
-    let delivery_id = match delivery.headers.get(IDEMPOTENCY_HEADER) {
-        // Present but unusable is an error rather than a silent fallback to the body hash:
-        // a retry of the same delivery must get the same key.
-        Some(_) => delivery
-            .header(IDEMPOTENCY_HEADER)
-            .map(str::trim)
-            .filter(|v| {
-                !v.is_empty() && v.len() <= MAX_LEN && v.bytes().all(|b| b.is_ascii_graphic())
-            })
-            .ok_or(IdentifyError::MissingHeader(IDEMPOTENCY_HEADER))?
-            .to_owned(),
-        None => body_key(&delivery.body),
-    };
+    let delivery_id = header_id_or_body_key(delivery, IDEMPOTENCY_HEADER, MAX_LEN)?;
     Ok(Identity {
         delivery_id: DeliveryId::new(delivery_id),
         event_type,
     })
 }
 
-/// `sha256:<hex>` of the raw body: the key of deliveries without `Idempotency-Key`.
-pub(crate) fn body_key(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
-}
-
-/// Well-formedness only: a full typed parse happens later, off the request path.
-fn check_json_object(json: &[u8]) -> Result<(), IdentifyError> {
-    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(json)
-        .map(|_| ())
-        .map_err(|e| IdentifyError::Malformed(format!("invalid JSON: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderMap;
+    use sha2::{Digest, Sha256};
 
     fn delivery(
         content_type: Option<&str>,

@@ -6,7 +6,8 @@ use hookbridge_core::{Secret, SignError, SignedDelivery};
 use http::{HeaderMap, HeaderValue};
 
 use super::identify::{EVENT_HEADER, IDEMPOTENCY_HEADER};
-use super::verify::TOKEN_HEADER;
+use super::verify::{TOKEN_HEADER, as_sent};
+use crate::common::header_value;
 
 pub(crate) fn sign(
     secret: &Secret,
@@ -14,30 +15,20 @@ pub(crate) fn sign(
     json: &[u8],
     delivery_id: &str,
 ) -> Result<SignedDelivery, SignError> {
-    let header = |v: &str| {
-        HeaderValue::from_str(v)
-            .map_err(|_| SignError::InvalidSample(format!("{v:?} is not a header value")))
-    };
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert(
         "user-agent",
         HeaderValue::from_static("GitLab/hookbridge-send"),
     );
-    headers.insert(EVENT_HEADER, header(event_type)?);
-    headers.insert(IDEMPOTENCY_HEADER, header(delivery_id)?);
+    headers.insert(EVENT_HEADER, header_value(event_type)?);
+    headers.insert(IDEMPOTENCY_HEADER, header_value(delivery_id)?);
     // GitLab sends these too; a test delivery has one event and one request, so the
     // delivery id serves for both.
-    headers.insert("x-gitlab-event-uuid", header(delivery_id)?);
-    headers.insert("x-gitlab-webhook-uuid", header(delivery_id)?);
+    headers.insert("x-gitlab-event-uuid", header_value(delivery_id)?);
+    headers.insert("x-gitlab-webhook-uuid", header_value(delivery_id)?);
     // GitLab sends the token without line breaks; the error never shows the token.
-    let token: Vec<u8> = secret
-        .expose()
-        .iter()
-        .copied()
-        .filter(|b| !matches!(b, b'\r' | b'\n'))
-        .collect();
-    let mut token = HeaderValue::from_bytes(&token)
+    let mut token = HeaderValue::from_bytes(as_sent(secret).expose())
         .map_err(|_| SignError::Unsupported("the secret is not a valid header value".into()))?;
     token.set_sensitive(true);
     headers.insert(TOKEN_HEADER, token);

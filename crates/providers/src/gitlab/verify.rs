@@ -8,9 +8,8 @@
 //! sending it (`Gitlab::Utils.remove_line_breaks(hook.token)` in `WebHookService`), so
 //! configured secrets are compared the same way.
 
-use hookbridge_core::signature::SignatureMismatch;
+use hookbridge_core::signature::verify_token_any;
 use hookbridge_core::{RawDelivery, Secret, Verified, VerifyError};
-use sha2::{Digest, Sha256};
 
 pub(crate) const TOKEN_HEADER: &str = "x-gitlab-token";
 
@@ -28,46 +27,32 @@ pub(crate) fn verify(secrets: &[Secret], delivery: &RawDelivery) -> Result<Verif
             reason: "empty".into(),
         });
     }
-    if secrets.is_empty() {
-        return Err(VerifyError::Mismatch {
-            header,
-            source: SignatureMismatch::NoSecret,
-        });
-    }
-    let secret_index = token_index(secrets, given).ok_or(VerifyError::Mismatch {
-        header,
-        source: SignatureMismatch::NoMatch(secrets.len()),
-    })?;
+    // Compared as GitLab sends them; constant time, every secret tried (see `verify_token_any`).
+    let sent: Vec<Secret> = secrets.iter().map(as_sent).collect();
+    let secret_index = verify_token_any(&sent, given)
+        .map_err(|source| VerifyError::Mismatch { header, source })?;
     Ok(Verified {
         scheme: header,
         secret_index,
     })
 }
 
-/// The index of the first secret equal to `given` (with the secret's line breaks removed,
-/// as GitLab sends it), compared in constant time. Both sides are hashed first, so the
-/// comparison is over 32 bytes whatever the lengths and neither the content nor the length of
-/// a secret shows in the timing; every secret is compared even after a match.
-fn token_index(secrets: &[Secret], given: &[u8]) -> Option<usize> {
-    let given = Secret::new(Sha256::digest(given).to_vec());
-    let mut found = None;
-    for (index, secret) in secrets.iter().enumerate() {
-        let mut hasher = Sha256::new();
-        for chunk in secret.expose().split(|b| matches!(b, b'\r' | b'\n')) {
-            hasher.update(chunk);
-        }
-        // `Secret`'s equality is constant time (subtle).
-        let equal = Secret::new(hasher.finalize().to_vec()) == given;
-        if equal && found.is_none() {
-            found = Some(index);
-        }
-    }
-    found
+/// The token as GitLab sends it: the configured secret without its line breaks.
+pub(crate) fn as_sent(secret: &Secret) -> Secret {
+    Secret::new(
+        secret
+            .expose()
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\r' | b'\n'))
+            .collect::<Vec<u8>>(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookbridge_core::signature::SignatureMismatch;
     use http::{HeaderMap, HeaderValue};
 
     fn delivery(token: Option<&[u8]>, body: &'static [u8]) -> RawDelivery {

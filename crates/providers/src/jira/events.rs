@@ -44,88 +44,10 @@
 use std::fmt;
 
 use serde::de::{self, Deserializer, Error as _, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Generates a string enum: one variant per known wire string, plus `Other(String)` for any
-/// other value. Deserializes from and serializes to the wire string, so an unknown value
-/// round-trips unchanged. (The same pattern as the GitHub provider's.)
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($variant:ident => $wire:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $(
-                #[doc = concat!("`", $wire, "`")]
-                $variant,
-            )+
-            /// A value this crate does not know (yet), kept verbatim.
-            Other(String),
-        }
-
-        impl $name {
-            /// The wire string of this value.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Self::$variant => $wire,)+
-                    Self::Other(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                match s {
-                    $($wire => Self::$variant,)+
-                    other => Self::Other(other.to_owned()),
-                }
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                match s.as_str() {
-                    $($wire => Self::$variant,)+
-                    _ => Self::Other(s),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct StrVisitor;
-                impl Visitor<'_> for StrVisitor {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " string"))
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                }
-                deserializer.deserialize_str(StrVisitor)
-            }
-        }
-    };
-}
+use crate::common::{expect_json_object, null_as_default, typed};
 
 string_enum! {
     /// The `webhookEvent` of an issue event.
@@ -219,15 +141,6 @@ fn flex_text_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
     #[derive(Deserialize)]
     struct Wrapped(#[serde(deserialize_with = "flex_text")] String);
     Option::<Wrapped>::deserialize(deserializer).map(|w| w.map(|w| w.0))
-}
-
-/// A list that Jira may also write as `null`.
-fn nullable_vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<Vec<T>>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 /// Parses a Jira timestamp: RFC 3339, or Jira's own form with an offset written without a
@@ -463,7 +376,7 @@ pub struct IssueFields {
     #[serde(default)]
     pub reporter: Option<User>,
     /// The labels.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: Vec<String>,
     /// The resolution; None while unresolved.
     #[serde(default)]
@@ -551,7 +464,7 @@ pub struct Changelog {
     #[serde(default, deserialize_with = "flex_text_opt")]
     pub id: Option<String>,
     /// The changed fields.
-    #[serde(default, deserialize_with = "nullable_vec")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub items: Vec<ChangelogItem>,
 }
 
@@ -808,13 +721,6 @@ pub enum JiraEvent {
     Untyped(UntypedEvent),
 }
 
-fn typed<'a, T: Deserialize<'a>>(
-    json: &'a [u8],
-    wrap: fn(T) -> JiraEvent,
-) -> Result<JiraEvent, serde_json::Error> {
-    serde_json::from_slice(json).map(wrap)
-}
-
 /// The fallback: the whole document as a `Value`, which must be a JSON object.
 fn untyped(
     event: &str,
@@ -832,15 +738,6 @@ fn untyped(
     }))
 }
 
-/// The error for a document that does not start with `{`: its syntax error if it has one,
-/// otherwise "expected a JSON object".
-fn not_an_object(json: &[u8]) -> serde_json::Error {
-    match serde_json::from_slice::<de::IgnoredAny>(json) {
-        Err(e) => e,
-        Ok(_) => serde_json::Error::custom("expected a JSON object"),
-    }
-}
-
 /// Reads `webhookEvent` only; the rest is checked for syntax.
 #[derive(Deserialize)]
 struct Head {
@@ -854,9 +751,7 @@ impl JiraEvent {
     /// the typed shape (or has no `webhookEvent`) becomes `Untyped` with `reason` set.
     pub fn from_json(json: &[u8]) -> Result<JiraEvent, serde_json::Error> {
         // A derived struct also accepts a JSON array (positionally): rule non-objects out first.
-        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(not_an_object(json));
-        }
+        expect_json_object(json)?;
         let event = match serde_json::from_slice::<Head>(json) {
             Ok(Head {
                 webhook_event: Some(event),

@@ -9,43 +9,23 @@
 
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+
+use crate::common::{
+    header_id_or_body_key, is_token, require_json_content_type, require_json_object,
+};
 
 pub(crate) const IDENTIFIER_HEADER: &str = "x-atlassian-webhook-identifier";
 /// Identifiers and event names are short; anything much longer is not from Jira.
 const MAX_LEN: usize = 128;
 
 pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
-    match delivery.media_type().as_deref() {
-        Some("application/json") => {}
-        Some(other) => return Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => return Err(IdentifyError::UnsupportedContentType("(none)".into())),
-    }
+    require_json_content_type(delivery)?;
     let event_type = webhook_event(&delivery.body)?;
-    let delivery_id = match delivery.headers.get(IDENTIFIER_HEADER) {
-        // Present but unusable is an error rather than a silent fallback to the body hash:
-        // a retry of the same delivery must get the same key.
-        Some(_) => delivery
-            .header(IDENTIFIER_HEADER)
-            .map(str::trim)
-            .filter(|v| is_token(v))
-            .ok_or(IdentifyError::MissingHeader(IDENTIFIER_HEADER))?
-            .to_owned(),
-        None => body_key(&delivery.body),
-    };
+    let delivery_id = header_id_or_body_key(delivery, IDENTIFIER_HEADER, MAX_LEN)?;
     Ok(Identity {
         delivery_id: DeliveryId::new(delivery_id),
         event_type,
     })
-}
-
-fn is_token(value: &str) -> bool {
-    !value.is_empty() && value.len() <= MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// `sha256:<hex>` of the raw body: the key of deliveries without an identifier header.
-pub(crate) fn body_key(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
 
 /// Only the `webhookEvent` field is read into memory; the rest is checked for syntax only.
@@ -56,9 +36,7 @@ struct Head {
 }
 
 fn webhook_event(body: &[u8]) -> Result<String, IdentifyError> {
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
-    }
+    require_json_object(body)?;
     let head: Head = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             IdentifyError::Malformed(format!("`webhookEvent` is not a string: {e}"))
@@ -67,7 +45,7 @@ fn webhook_event(body: &[u8]) -> Result<String, IdentifyError> {
         }
     })?;
     head.webhook_event
-        .filter(|event| is_token(event))
+        .filter(|event| is_token(event, MAX_LEN))
         .ok_or_else(|| IdentifyError::Malformed("no usable `webhookEvent` in the payload".into()))
 }
 
@@ -75,6 +53,7 @@ fn webhook_event(body: &[u8]) -> Result<String, IdentifyError> {
 mod tests {
     use super::*;
     use http::HeaderMap;
+    use sha2::{Digest, Sha256};
 
     fn delivery(content_type: Option<&str>, id: Option<&str>, body: &'static [u8]) -> RawDelivery {
         let mut h = HeaderMap::new();

@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::identify::IDENTIFIER_HEADER;
 use super::verify::{SIGNATURE_HEADER, TOKEN_PARAM};
+use crate::common::header_value;
 
 pub(crate) fn sign(
     secret: Option<&Secret>,
@@ -36,12 +37,7 @@ pub(crate) fn sign(
     }
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert(
-        IDENTIFIER_HEADER,
-        HeaderValue::from_str(delivery_id).map_err(|_| {
-            SignError::InvalidSample(format!("{delivery_id:?} is not a header value"))
-        })?,
-    );
+    headers.insert(IDENTIFIER_HEADER, header_value(delivery_id)?);
     // Jira Cloud marks an event's own delivery `Primary` (cascades are `Secondary`).
     headers.insert(
         "x-atlassian-webhook-flow",

@@ -44,93 +44,11 @@
 //! assert_eq!(incident.incident.priority.as_ref().unwrap().summary.as_deref(), Some("P1"));
 //! ```
 
-use std::fmt;
-
-use serde::de::{self, Deserializer, Error as _, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-/// Generates a string enum: one variant per known wire string, plus `Other(String)` for any
-/// other value. Deserializes from and serializes to the wire string, so an unknown value
-/// round-trips unchanged. (A copy of the GitHub provider's macro: each provider module is
-/// compiled behind its own feature.)
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($variant:ident => $wire:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $(
-                #[doc = concat!("`", $wire, "`")]
-                $variant,
-            )+
-            /// A value this crate does not know (yet), kept verbatim.
-            Other(String),
-        }
-
-        impl $name {
-            /// The wire string of this value.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Self::$variant => $wire,)+
-                    Self::Other(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                match s {
-                    $($wire => Self::$variant,)+
-                    other => Self::Other(other.to_owned()),
-                }
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                match s.as_str() {
-                    $($wire => Self::$variant,)+
-                    _ => Self::Other(s),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct StrVisitor;
-                impl Visitor<'_> for StrVisitor {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " string"))
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                }
-                deserializer.deserialize_str(StrVisitor)
-            }
-        }
-    };
-}
+use crate::common::{expect_json_object, null_as_default, str_at};
 
 string_enum! {
     /// The `event_type` of a V3 `incident.*` event (V2 events are mapped onto these, see
@@ -220,15 +138,6 @@ pub enum WebhookFormat {
 // ---------------------------------------------------------------------------------------------
 // Shared objects
 // ---------------------------------------------------------------------------------------------
-
-/// Reads `null` as the default value (PagerDuty writes `null` for some empty lists).
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
 
 /// A reference to another PagerDuty object (`user_reference`, `service_reference`,
 /// `priority_reference`, ...).
@@ -742,19 +651,6 @@ impl From<V2Incident> for Incident {
     }
 }
 
-/// The error for a document that does not start with `{`: its syntax error if it has one,
-/// otherwise "expected a JSON object".
-fn not_an_object(json: &[u8]) -> serde_json::Error {
-    match serde_json::from_slice::<de::IgnoredAny>(json) {
-        Err(e) => e,
-        Ok(_) => serde_json::Error::custom("expected a JSON object"),
-    }
-}
-
-fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
-}
-
 fn untyped(
     format: WebhookFormat,
     event_type: Option<&str>,
@@ -954,9 +850,7 @@ impl PagerdutyEvent {
     /// else that does not fit becomes [`PagerdutyEvent::Untyped`].
     pub fn from_json(json: &[u8]) -> Result<PagerdutyEvent, serde_json::Error> {
         // Rule non-objects out first: everything below reads fields of an object.
-        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(not_an_object(json));
-        }
+        expect_json_object(json)?;
         let document: Value = serde_json::from_slice(json)?;
         if document.get("event").is_some_and(Value::is_object) {
             Ok(from_v3(document))

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 use serde::Deserialize;
 
+use crate::common::{is_token, require_json_content_type, require_json_object};
+
 /// PagerDuty's ids are short (`01DEN4HPBQAAAG05V5QQYBRZMF`, a UUID for V2 messages); anything
 /// much longer is not from PagerDuty.
 const MAX_ID_LEN: usize = 128;
@@ -43,25 +45,15 @@ struct ProbeMessage<'a> {
 }
 
 pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
-    check_content_type(delivery)?;
+    // PagerDuty sends every webhook, V3 and V2, as `application/json`.
+    require_json_content_type(delivery)?;
     identify_json(&delivery.body)
-}
-
-/// PagerDuty sends every webhook, V3 and V2, as `application/json`.
-fn check_content_type(delivery: &RawDelivery) -> Result<(), IdentifyError> {
-    match delivery.media_type().as_deref() {
-        Some("application/json") => Ok(()),
-        Some(other) => Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => Err(IdentifyError::UnsupportedContentType("(none)".into())),
-    }
 }
 
 /// Well-formedness and the ids only: a full typed parse happens later, off the request path.
 pub(crate) fn identify_json(json: &[u8]) -> Result<Identity, IdentifyError> {
     // A derived struct also accepts a JSON array (positionally): rule non-objects out first.
-    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
-    }
+    require_json_object(json)?;
     let probe: Probe<'_> = serde_json::from_slice(json)
         .map_err(|e| IdentifyError::Malformed(format!("not a PagerDuty webhook envelope: {e}")))?;
     match (probe.event, probe.messages) {
@@ -113,9 +105,7 @@ fn identify_v2(messages: &[ProbeMessage<'_>]) -> Result<Identity, IdentifyError>
 /// A non-empty, bounded, visible-ASCII string (no `,`, which joins V2 ids).
 fn token<'a>(value: Option<&'a str>, max: usize, what: &str) -> Result<&'a str, IdentifyError> {
     value
-        .filter(|v| {
-            !v.is_empty() && v.len() <= max && v.bytes().all(|b| b.is_ascii_graphic() && b != b',')
-        })
+        .filter(|v| is_token(v, max) && !v.contains(','))
         .ok_or_else(|| IdentifyError::Malformed(format!("{what} is missing or invalid")))
 }
 

@@ -6,6 +6,7 @@ use hookbridge_core::{Secret, SignError, SignedDelivery};
 use http::{HeaderMap, HeaderValue};
 
 use super::verify::HEADER;
+use crate::common::header_value;
 
 /// Signs `json` with every secret given, one `v1=` signature each joined by `,`, as
 /// PagerDuty does for a subscription with several active secrets. `delivery_id` becomes the
@@ -33,12 +34,7 @@ pub(crate) fn sign(
         "user-agent",
         HeaderValue::from_static("PagerDuty-Webhook/V3.0"),
     );
-    headers.insert(
-        "x-webhook-id",
-        HeaderValue::from_str(delivery_id).map_err(|_| {
-            SignError::InvalidSample(format!("{delivery_id:?} is not a header value"))
-        })?,
-    );
+    headers.insert("x-webhook-id", header_value(delivery_id)?);
     headers.insert(
         HEADER,
         HeaderValue::from_str(&signatures.join(","))

@@ -11,6 +11,8 @@
 use hookbridge_core::signature::{Algorithm, Encoding, SignatureMismatch, verify_hmac_any};
 use hookbridge_core::{RawDelivery, Secret, Verified, VerifyError};
 
+use crate::common::{malformed_signature, signature_header};
+
 pub(crate) const HEADER: &str = "x-pagerduty-signature";
 const PREFIX: &str = "v1=";
 /// PagerDuty sends one signature per active secret, in practice one or two. A header with many
@@ -18,29 +20,27 @@ const PREFIX: &str = "v1=";
 const MAX_SIGNATURES: usize = 8;
 
 pub(crate) fn verify(secrets: &[Secret], delivery: &RawDelivery) -> Result<Verified, VerifyError> {
-    if !delivery.headers.contains_key(HEADER) {
-        return Err(VerifyError::MissingSignature { header: HEADER });
-    }
-    let value = delivery
-        .header(HEADER)
-        .ok_or_else(|| malformed("not valid text"))?;
+    let value = signature_header(delivery, HEADER)?;
     let entries: Vec<&str> = value
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .collect();
     if entries.len() > MAX_SIGNATURES {
-        return Err(malformed(&format!(
-            "{} signatures, more than the {MAX_SIGNATURES} accepted",
-            entries.len()
-        )));
+        return Err(malformed_signature(
+            HEADER,
+            &format!(
+                "{} signatures, more than the {MAX_SIGNATURES} accepted",
+                entries.len()
+            ),
+        ));
     }
     let v1: Vec<&str> = entries
         .iter()
         .filter_map(|e| e.strip_prefix(PREFIX))
         .collect();
     if v1.is_empty() {
-        return Err(malformed("no `v1=` signature"));
+        return Err(malformed_signature(HEADER, "no `v1=` signature"));
     }
     // Every signature is checked, even after a match, so the time taken does not reveal which
     // one matched. The first matching secret is reported.
@@ -69,13 +69,6 @@ pub(crate) fn verify(secrets: &[Secret], delivery: &RawDelivery) -> Result<Verif
             header: HEADER,
             source: mismatch,
         }),
-    }
-}
-
-fn malformed(reason: &str) -> VerifyError {
-    VerifyError::MalformedSignature {
-        header: HEADER,
-        reason: reason.to_owned(),
     }
 }
 

@@ -35,93 +35,12 @@
 //! assert_eq!(message.text.as_deref(), Some("Deploy finished"));
 //! ```
 
-use std::fmt;
-
-use serde::de::{self, Deserializer, Error as _, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::Error as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-/// Generates a string enum: one variant per known wire string, plus `Other(String)` for any
-/// other value. Deserializes from and serializes to the wire string, so an unknown value
-/// round-trips unchanged. (A copy of the GitHub provider's macro: each provider module is
-/// compiled behind its own feature.)
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($variant:ident => $wire:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $(
-                #[doc = concat!("`", $wire, "`")]
-                $variant,
-            )+
-            /// A value this crate does not know (yet), kept verbatim.
-            Other(String),
-        }
-
-        impl $name {
-            /// The wire string of this value.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Self::$variant => $wire,)+
-                    Self::Other(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                match s {
-                    $($wire => Self::$variant,)+
-                    other => Self::Other(other.to_owned()),
-                }
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                match s.as_str() {
-                    $($wire => Self::$variant,)+
-                    _ => Self::Other(s),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct StrVisitor;
-                impl Visitor<'_> for StrVisitor {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " string"))
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                }
-                deserializer.deserialize_str(StrVisitor)
-            }
-        }
-    };
-}
+use crate::common::{expect_json_object, null_as_default, str_at};
 
 string_enum! {
     /// The `subtype` of a `message` event.
@@ -142,15 +61,6 @@ string_enum! {
         ChannelUnarchive => "channel_unarchive",
         Tombstone => "tombstone",
     }
-}
-
-/// Reads `null` as the default value.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// One installation the event is visible to (`authorizations[]` of the envelope).
@@ -464,20 +374,9 @@ struct EventCallbackWire {
     event: Value,
 }
 
-/// The error for a document that does not start with `{`: its syntax error if it has one,
-/// otherwise "expected a JSON object".
-fn not_an_object(json: &[u8]) -> serde_json::Error {
-    match serde_json::from_slice::<de::IgnoredAny>(json) {
-        Err(e) => e,
-        Ok(_) => serde_json::Error::custom("expected a JSON object"),
-    }
-}
-
 /// Parses a JSON object, refusing anything else.
 fn object(json: &[u8]) -> Result<Value, serde_json::Error> {
-    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(not_an_object(json));
-    }
+    expect_json_object(json)?;
     serde_json::from_slice(json)
 }
 
@@ -488,10 +387,6 @@ fn without_token(mut document: Value) -> Value {
         map.remove("token");
     }
     document
-}
-
-fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
 }
 
 fn inner_event(event: Value) -> InnerEvent {

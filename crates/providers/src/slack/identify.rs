@@ -15,7 +15,10 @@ use std::borrow::Cow;
 
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+
+use crate::common::{
+    body_key, is_json_object, is_token, require_json_object, unsupported_content_type,
+};
 
 /// Slack's ids are short (`Ev0PV52K21`, `13345224609.738474920.8088930838d88f008e0`);
 /// anything much longer is not from Slack.
@@ -61,8 +64,7 @@ pub(crate) fn body_kind(delivery: &RawDelivery) -> Result<Body, IdentifyError> {
     match delivery.media_type().as_deref() {
         Some("application/json") => Ok(Body::Json),
         Some("application/x-www-form-urlencoded") => Ok(Body::Form),
-        Some(other) => Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => Err(IdentifyError::UnsupportedContentType("(none)".into())),
+        other => Err(unsupported_content_type(other)),
     }
 }
 
@@ -77,16 +79,10 @@ fn malformed(message: impl Into<String>) -> IdentifyError {
     IdentifyError::Malformed(message.into())
 }
 
-fn is_object(json: &[u8]) -> bool {
-    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
 /// Well-formedness and the ids only: a full typed parse happens later, off the request path.
 fn identify_json(json: &[u8]) -> Result<Identity, IdentifyError> {
     // A derived struct also accepts a JSON array (positionally): rule non-objects out first.
-    if !is_object(json) {
-        return Err(malformed("body is not a JSON object"));
-    }
+    require_json_object(json)?;
     let probe: Probe<'_> = serde_json::from_slice(json)
         .map_err(|e| malformed(format!("not a Slack Events API body: {e}")))?;
     let kind = probe.kind.as_deref().unwrap_or_default();
@@ -124,7 +120,7 @@ fn identify_form(body: &[u8]) -> Result<Identity, IdentifyError> {
     let trigger_id = if let Some((_, payload)) =
         form_urlencoded::parse(body).find(|(key, _)| key == "payload")
     {
-        if !is_object(payload.as_bytes()) {
+        if !is_json_object(payload.as_bytes()) {
             return Err(malformed("`payload` is not a JSON object"));
         }
         let probe: InteractiveProbe<'_> = serde_json::from_str(&payload)
@@ -141,7 +137,7 @@ fn identify_form(body: &[u8]) -> Result<Identity, IdentifyError> {
     };
     let id = match trigger_id {
         Some(trigger_id) => format!("interactive:{}", token(Some(&trigger_id), "`trigger_id`")?),
-        None => format!("interactive:sha256:{}", hex::encode(Sha256::digest(body))),
+        None => format!("interactive:{}", body_key(body)),
     };
     Ok(Identity {
         delivery_id: DeliveryId::new(id),
@@ -152,9 +148,7 @@ fn identify_form(body: &[u8]) -> Result<Identity, IdentifyError> {
 /// A non-empty, bounded, visible-ASCII string.
 fn token<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str, IdentifyError> {
     value
-        .filter(|v| {
-            !v.is_empty() && v.len() <= MAX_ID_LEN && v.bytes().all(|b| b.is_ascii_graphic())
-        })
+        .filter(|v| is_token(v, MAX_ID_LEN))
         .ok_or_else(|| malformed(format!("{what} is missing or invalid")))
 }
 

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::identify::INTERACTIVE;
 use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::common::header_value;
 
 /// Signs a request at `now`. For `event_type` `interactive` the JSON is sent as Slack sends
 /// interactivity payloads, form-encoded in a `payload` field; anything else is an Events API
@@ -34,18 +35,14 @@ pub(crate) fn sign(
         secret.expose(),
         &[b"v0:", timestamp.as_bytes(), b":", &body],
     ));
-    let header = |v: &str| {
-        HeaderValue::from_str(v)
-            .map_err(|_| SignError::InvalidSample(format!("{v:?} is not a header value")))
-    };
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static(content_type));
     headers.insert(
         "user-agent",
         HeaderValue::from_static("Slackbot 1.0 (+https://api.slack.com/robots)"),
     );
-    headers.insert(TIMESTAMP_HEADER, header(&timestamp)?);
-    headers.insert(SIGNATURE_HEADER, header(&format!("v0={signature}"))?);
+    headers.insert(TIMESTAMP_HEADER, header_value(&timestamp)?);
+    headers.insert(SIGNATURE_HEADER, header_value(&format!("v0={signature}"))?);
     Ok(SignedDelivery {
         headers,
         body,

@@ -11,6 +11,8 @@ use hookbridge_core::signature::{Algorithm, Encoding, check_timestamp, verify_hm
 use hookbridge_core::{RawDelivery, Secret, Verified, VerifyError};
 use time::{Duration, OffsetDateTime};
 
+use crate::common::{malformed_signature, signature_header};
+
 pub(crate) const SIGNATURE_HEADER: &str = "x-slack-signature";
 pub(crate) const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
 const PREFIX: &str = "v0=";
@@ -26,22 +28,18 @@ pub(crate) fn verify(
             return Err(VerifyError::MissingSignature { header });
         }
     }
-    let timestamp = delivery
-        .header(TIMESTAMP_HEADER)
-        .ok_or_else(|| malformed(TIMESTAMP_HEADER, "not valid text"))?;
+    let timestamp = signature_header(delivery, TIMESTAMP_HEADER)?;
     // Unix seconds as digits only: what is signed is this text, so no sign, space or exponent
     // that a lenient parser would accept may differ from what Slack signed.
     let seconds = Some(timestamp)
         .filter(|t| !t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|t| t.parse::<i64>().ok())
-        .ok_or_else(|| malformed(TIMESTAMP_HEADER, "not a Unix time in seconds"))?;
-    let signature = delivery
-        .header(SIGNATURE_HEADER)
-        .ok_or_else(|| malformed(SIGNATURE_HEADER, "not valid text"))?;
+        .ok_or_else(|| malformed_signature(TIMESTAMP_HEADER, "not a Unix time in seconds"))?;
+    let signature = signature_header(delivery, SIGNATURE_HEADER)?;
     let hex = signature
         .trim()
         .strip_prefix(PREFIX)
-        .ok_or_else(|| malformed(SIGNATURE_HEADER, "expected the prefix v0="))?;
+        .ok_or_else(|| malformed_signature(SIGNATURE_HEADER, "expected the prefix v0="))?;
     // The cheap check first: a stale request is refused without computing any HMAC.
     check_timestamp(seconds, now, tolerance)?;
     let secret_index = verify_hmac_parts_any(
@@ -59,13 +57,6 @@ pub(crate) fn verify(
         scheme: SIGNATURE_HEADER,
         secret_index,
     })
-}
-
-fn malformed(header: &'static str, reason: &str) -> VerifyError {
-    VerifyError::MalformedSignature {
-        header,
-        reason: reason.to_owned(),
-    }
 }
 
 #[cfg(test)]

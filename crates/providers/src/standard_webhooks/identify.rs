@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::Scheme;
 use super::verify::headers_for;
+use crate::common::{header_token, is_token, require_json_content_type, require_json_object};
 
 /// Ids are short tokens (`msg_...`, `evt_...`); anything much longer is not one.
 const MAX_ID_LEN: usize = 256;
@@ -25,22 +26,15 @@ struct Envelope {
 }
 
 pub(crate) fn identify(scheme: Scheme, delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
-    check_json_content_type(delivery)?;
-    let first = delivery.body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
-    }
+    require_json_content_type(delivery)?;
+    require_json_object(&delivery.body)?;
     let envelope: Envelope = serde_json::from_slice(&delivery.body)
         .map_err(|e| IdentifyError::Malformed(format!("invalid JSON: {e}")))?;
     let event_type = envelope.event_type.as_ref().and_then(|t| t.as_str());
     match scheme {
         Scheme::Standard | Scheme::Svix => {
             let header = headers_for(scheme, delivery).id;
-            let id = delivery
-                .header(header)
-                .map(str::trim)
-                .filter(|id| is_token(id))
-                .ok_or(IdentifyError::MissingHeader(header))?;
+            let id = header_token(delivery, header, MAX_ID_LEN)?;
             Ok(Identity {
                 delivery_id: DeliveryId::new(id),
                 event_type: event_type.unwrap_or(UNTYPED).to_owned(),
@@ -51,7 +45,7 @@ pub(crate) fn identify(scheme: Scheme, delivery: &RawDelivery) -> Result<Identit
                 .id
                 .as_ref()
                 .and_then(|id| id.as_str())
-                .filter(|id| is_token(id))
+                .filter(|id| is_token(id, MAX_ID_LEN))
                 .ok_or_else(|| {
                     IdentifyError::Malformed("a Stripe event has a string `id`".into())
                 })?;
@@ -64,18 +58,6 @@ pub(crate) fn identify(scheme: Scheme, delivery: &RawDelivery) -> Result<Identit
             })
         }
     }
-}
-
-fn check_json_content_type(delivery: &RawDelivery) -> Result<(), IdentifyError> {
-    match delivery.media_type().as_deref() {
-        Some("application/json") => Ok(()),
-        Some(other) => Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => Err(IdentifyError::UnsupportedContentType("(none)".into())),
-    }
-}
-
-fn is_token(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]

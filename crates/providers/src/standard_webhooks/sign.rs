@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::Scheme;
 use super::verify::{Headers, STRIPE_HEADER, SVIX_HEADERS, WEBHOOK_HEADERS};
+use crate::common::header_value;
 
 pub(crate) fn sign(
     scheme: Scheme,
@@ -56,7 +57,7 @@ pub(crate) fn sign(
                 value.push_str(",v1=");
                 value.push_str(&hex::encode(mac));
             }
-            headers.insert(STRIPE_HEADER, header(&value)?);
+            headers.insert(STRIPE_HEADER, header_value(&value)?);
         }
     }
     headers.insert(
@@ -102,15 +103,10 @@ fn standard(
             )
         })
         .collect();
-    headers.insert(names.id, header(id)?);
-    headers.insert(names.timestamp, header(timestamp)?);
-    headers.insert(names.signature, header(&signatures.join(" "))?);
+    headers.insert(names.id, header_value(id)?);
+    headers.insert(names.timestamp, header_value(timestamp)?);
+    headers.insert(names.signature, header_value(&signatures.join(" "))?);
     Ok(())
-}
-
-fn header(value: &str) -> Result<HeaderValue, SignError> {
-    HeaderValue::from_str(value)
-        .map_err(|_| SignError::InvalidSample(format!("{value:?} is not a header value")))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use hookbridge_core::{RawDelivery, Secret, Verified, VerifyError};
 use time::{Duration, OffsetDateTime};
 
 use super::Scheme;
+use crate::common::{malformed_signature, signature_header};
 
 /// The headers of one Standard Webhooks dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,15 +84,15 @@ fn verify_standard(
     delivery: &RawDelivery,
     now: OffsetDateTime,
 ) -> Result<Verified, VerifyError> {
-    let list = text_header(delivery, headers.signature)?;
-    let id = text_header(delivery, headers.id)?;
-    let timestamp_text = text_header(delivery, headers.timestamp)?;
+    let list = signature_header(delivery, headers.signature)?.trim();
+    let id = signature_header(delivery, headers.id)?.trim();
+    let timestamp_text = signature_header(delivery, headers.timestamp)?.trim();
     // The spec forbids `.` in ids: with one, `{id}.{ts}.{body}` could be split differently.
     if id.is_empty() || id.contains('.') {
-        return Err(malformed(headers.id, "empty or contains '.'"));
+        return Err(malformed_signature(headers.id, "empty or contains '.'"));
     }
     let timestamp = unix_seconds(timestamp_text)
-        .ok_or_else(|| malformed(headers.timestamp, "not an integer of unix seconds"))?;
+        .ok_or_else(|| malformed_signature(headers.timestamp, "not an integer of unix seconds"))?;
     let candidates: Vec<&str> = list
         .split_ascii_whitespace()
         .filter_map(|entry| entry.split_once(','))
@@ -99,7 +100,7 @@ fn verify_standard(
         .map(|(_, signature)| signature)
         .collect();
     if candidates.is_empty() {
-        return Err(malformed(
+        return Err(malformed_signature(
             headers.signature,
             "no v1 signature (only v1, HMAC-SHA256, is supported)",
         ));
@@ -135,17 +136,20 @@ fn verify_stripe(
     delivery: &RawDelivery,
     now: OffsetDateTime,
 ) -> Result<Verified, VerifyError> {
-    let header = text_header(delivery, STRIPE_HEADER)?;
+    let header = signature_header(delivery, STRIPE_HEADER)?.trim();
     let mut timestamp_text = None;
     let mut candidates = Vec::new();
     for element in header.split(',') {
         let (prefix, value) = element
             .trim()
             .split_once('=')
-            .ok_or_else(|| malformed(STRIPE_HEADER, "an element is not prefix=value"))?;
+            .ok_or_else(|| malformed_signature(STRIPE_HEADER, "an element is not prefix=value"))?;
         match prefix {
             "t" if timestamp_text.is_some() => {
-                return Err(malformed(STRIPE_HEADER, "more than one t= timestamp"));
+                return Err(malformed_signature(
+                    STRIPE_HEADER,
+                    "more than one t= timestamp",
+                ));
             }
             "t" => timestamp_text = Some(value),
             "v1" => candidates.push(value),
@@ -154,11 +158,12 @@ fn verify_stripe(
         }
     }
     let timestamp_text =
-        timestamp_text.ok_or_else(|| malformed(STRIPE_HEADER, "no t= timestamp"))?;
-    let timestamp = unix_seconds(timestamp_text)
-        .ok_or_else(|| malformed(STRIPE_HEADER, "t= is not an integer of unix seconds"))?;
+        timestamp_text.ok_or_else(|| malformed_signature(STRIPE_HEADER, "no t= timestamp"))?;
+    let timestamp = unix_seconds(timestamp_text).ok_or_else(|| {
+        malformed_signature(STRIPE_HEADER, "t= is not an integer of unix seconds")
+    })?;
     if candidates.is_empty() {
-        return Err(malformed(STRIPE_HEADER, "no v1 signature"));
+        return Err(malformed_signature(STRIPE_HEADER, "no v1 signature"));
     }
     let parts: [&[u8]; 3] = [timestamp_text.as_bytes(), b".", &delivery.body];
     let secret_index = first_match(
@@ -206,29 +211,12 @@ fn first_match(
     }
 }
 
-fn text_header<'a>(delivery: &'a RawDelivery, name: &'static str) -> Result<&'a str, VerifyError> {
-    if !delivery.headers.contains_key(name) {
-        return Err(VerifyError::MissingSignature { header: name });
-    }
-    delivery
-        .header(name)
-        .map(str::trim)
-        .ok_or_else(|| malformed(name, "not valid text"))
-}
-
 /// Digits only (no sign, no spaces), so the text signed is the number checked.
 fn unix_seconds(text: &str) -> Option<i64> {
     if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     text.parse().ok()
-}
-
-fn malformed(header: &'static str, reason: &str) -> VerifyError {
-    VerifyError::MalformedSignature {
-        header,
-        reason: reason.to_owned(),
-    }
 }
 
 #[cfg(test)]

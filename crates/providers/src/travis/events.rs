@@ -30,91 +30,10 @@
 //! assert_eq!(build.build_type, Some(BuildType::Push));
 //! ```
 
-use std::fmt;
-
-use serde::de::{self, Deserializer, Error as _, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Generates a string enum: one variant per known wire string, plus `Other(String)` for any
-/// other value. Deserializes from and serializes to the wire string, so an unknown value
-/// round-trips unchanged. (A copy of the GitHub provider's macro: providers share no code.)
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($variant:ident => $wire:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $(
-                #[doc = concat!("`", $wire, "`")]
-                $variant,
-            )+
-            /// A value this crate does not know (yet), kept verbatim.
-            Other(String),
-        }
-
-        impl $name {
-            /// The wire string of this value.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $(Self::$variant => $wire,)+
-                    Self::Other(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                match s {
-                    $($wire => Self::$variant,)+
-                    other => Self::Other(other.to_owned()),
-                }
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(s: String) -> Self {
-                match s.as_str() {
-                    $($wire => Self::$variant,)+
-                    _ => Self::Other(s),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct StrVisitor;
-                impl Visitor<'_> for StrVisitor {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " string"))
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
-                        Ok($name::from(v))
-                    }
-                }
-                deserializer.deserialize_str(StrVisitor)
-            }
-        }
-    };
-}
+use crate::common::expect_json_object;
 
 string_enum! {
     /// What caused the build to run: the notification's `type`.
@@ -377,9 +296,7 @@ impl TravisEvent {
     /// another shape becomes [`TravisEvent::Untyped`].
     pub fn from_json(json: &[u8]) -> Result<TravisEvent, serde_json::Error> {
         // A derived struct also accepts a JSON array (positionally): rule non-objects out.
-        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(not_an_object(json));
-        }
+        expect_json_object(json)?;
         match serde_json::from_slice::<BuildNotification>(json) {
             Ok(build) => Ok(TravisEvent::Build(Box::new(build))),
             // A shape mismatch: keep the document whole if it is well-formed (the re-parse
@@ -480,13 +397,6 @@ fn snake_case(text: &str) -> String {
         out.pop();
     }
     out
-}
-
-fn not_an_object(json: &[u8]) -> serde_json::Error {
-    match serde_json::from_slice::<de::IgnoredAny>(json) {
-        Err(e) => e,
-        Ok(_) => serde_json::Error::custom("expected a JSON object"),
-    }
 }
 
 #[cfg(test)]

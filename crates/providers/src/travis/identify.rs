@@ -6,6 +6,8 @@
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 use serde::Deserialize;
 
+use crate::common::{is_json_object, is_token, unsupported_content_type};
+
 pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// Travis states are short words; anything longer is not from Travis.
 const MAX_STATE_LEN: usize = 64;
@@ -95,8 +97,7 @@ pub(crate) fn json_body(delivery: &RawDelivery) -> Result<Vec<u8>, IdentifyError
     match delivery.media_type().as_deref() {
         Some(FORM_CONTENT_TYPE) => payload_field(&delivery.body)
             .map_err(|e| IdentifyError::Malformed(e.describe().to_owned())),
-        Some(other) => Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => Err(IdentifyError::UnsupportedContentType("(none)".into())),
+        other => Err(unsupported_content_type(other)),
     }
 }
 
@@ -109,7 +110,7 @@ struct Key {
 
 pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
     let json = json_body(delivery)?;
-    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !is_json_object(&json) {
         return Err(IdentifyError::Malformed(
             "payload is not a JSON object".into(),
         ));
@@ -121,10 +122,7 @@ pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError
             format!("invalid JSON: {e}")
         })
     })?;
-    if key.state.is_empty()
-        || key.state.len() > MAX_STATE_LEN
-        || !key.state.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !is_token(&key.state, MAX_STATE_LEN) {
         return Err(IdentifyError::Malformed(
             "payload `state` is not a Travis build state".into(),
         ));

@@ -11,6 +11,7 @@ use sha1::{Digest as _, Sha1};
 
 use super::identify::FORM_CONTENT_TYPE;
 use super::verify::{AUTHORIZATION_HEADER, SIGNATURE_HEADER, SLUG_HEADER, legacy_digest};
+use crate::common::header_value;
 
 /// `legacy_token`: when set, the legacy `Authorization` header is added too, as Travis CI
 /// sends it next to the signature.
@@ -42,22 +43,18 @@ pub(crate) fn sign(
     let signature = key
         .sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(json))
         .map_err(|e| SignError::Unsupported(format!("RSA signing failed: {e}")))?;
-    let header = |v: &str| {
-        HeaderValue::from_str(v)
-            .map_err(|_| SignError::InvalidSample(format!("{v:?} is not a header value")))
-    };
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static(FORM_CONTENT_TYPE));
     headers.insert("user-agent", HeaderValue::from_static("hookbridge-send"));
-    headers.insert(SLUG_HEADER, header(&slug)?);
+    headers.insert(SLUG_HEADER, header_value(&slug)?);
     headers.insert(
         SIGNATURE_HEADER,
-        header(&base64::engine::general_purpose::STANDARD.encode(signature))?,
+        header_value(&base64::engine::general_purpose::STANDARD.encode(signature))?,
     );
     if let Some(token) = legacy_token {
         headers.insert(
             AUTHORIZATION_HEADER,
-            header(&hex::encode(legacy_digest(&slug, token)))?,
+            header_value(&hex::encode(legacy_digest(&slug, token)))?,
         );
     }
     let body = form_urlencoded::Serializer::new(String::new())

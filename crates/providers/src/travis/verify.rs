@@ -17,6 +17,7 @@ use sha1::{Digest as _, Sha1};
 use sha2::Sha256;
 
 use super::identify::{PayloadFieldError, payload_field};
+use crate::common::{malformed_signature, signature_header};
 
 pub(crate) const SIGNATURE_HEADER: &str = "signature";
 pub(crate) const AUTHORIZATION_HEADER: &str = "authorization";
@@ -55,15 +56,13 @@ fn check_signature(
     let key = key.ok_or(VerifyError::NotReady {
         reason: "the Travis CI public key is not loaded yet",
     })?;
-    let text = delivery
-        .header(SIGNATURE_HEADER)
-        .ok_or_else(|| malformed(SIGNATURE_HEADER, "not valid text"))?;
+    let text = signature_header(delivery, SIGNATURE_HEADER)?;
     // Ruby's Base64.encode64 wraps lines; a header cannot carry the newlines, but tolerate
     // any whitespace left inside.
     let compact: String = text.split_ascii_whitespace().collect();
     let signature = base64::engine::general_purpose::STANDARD
         .decode(compact)
-        .map_err(|_| malformed(SIGNATURE_HEADER, "not base64"))?;
+        .map_err(|_| malformed_signature(SIGNATURE_HEADER, "not base64"))?;
     if signature.len() != rsa::traits::PublicKeyParts::size(key) {
         return Err(VerifyError::Mismatch {
             header: SIGNATURE_HEADER,
@@ -120,7 +119,7 @@ fn check_legacy(token: &Secret, delivery: &RawDelivery) -> Result<Verified, Veri
             Some(format!("{owner}/{name}"))
         });
     if repository.as_deref() != Some(slug) {
-        return Err(malformed(
+        return Err(malformed_signature(
             SLUG_HEADER,
             "does not name the repository of the payload",
         ));
@@ -140,15 +139,8 @@ pub(crate) fn legacy_digest(slug: &str, token: &Secret) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-fn malformed(header: &'static str, reason: &str) -> VerifyError {
-    VerifyError::MalformedSignature {
-        header,
-        reason: reason.to_owned(),
-    }
-}
-
 fn missing_payload(e: PayloadFieldError, header: &'static str) -> VerifyError {
-    malformed(
+    malformed_signature(
         header,
         &format!("nothing to check it against: {}", e.describe()),
     )

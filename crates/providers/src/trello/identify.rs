@@ -7,6 +7,8 @@
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 use serde::Deserialize;
 
+use crate::common::{is_token, require_json_content_type, require_json_object};
+
 /// Trello ids are 24 hex digits and action types short camelCase words: anything much longer
 /// is not from Trello.
 const MAX_TOKEN_LEN: usize = 128;
@@ -25,15 +27,9 @@ struct ActionHead {
 }
 
 pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
-    match delivery.media_type().as_deref() {
-        Some("application/json") => {}
-        Some(other) => return Err(IdentifyError::UnsupportedContentType(other.to_owned())),
-        None => return Err(IdentifyError::UnsupportedContentType("(none)".into())),
-    }
+    require_json_content_type(delivery)?;
     let body = &delivery.body[..];
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(IdentifyError::Malformed("body is not a JSON object".into()));
-    }
+    require_json_object(body)?;
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
         IdentifyError::Malformed(if e.is_data() {
             format!("not a Trello action envelope: {e}")
@@ -50,10 +46,7 @@ pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError
 }
 
 fn token(value: String, what: &str) -> Result<String, IdentifyError> {
-    if value.is_empty()
-        || value.len() > MAX_TOKEN_LEN
-        || !value.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !is_token(&value, MAX_TOKEN_LEN) {
         return Err(IdentifyError::Malformed(format!(
             "{what} is empty, too long or not printable ASCII"
         )));

@@ -15,6 +15,8 @@
 use hookbridge_core::signature::{Algorithm, Encoding, verify_hmac_parts_any};
 use hookbridge_core::{RawDelivery, Secret, Verified, VerifyError};
 
+use crate::common::signature_header;
+
 pub(crate) const SIGNATURE_HEADER: &str = "x-trello-webhook";
 
 pub(crate) fn verify(
@@ -22,18 +24,7 @@ pub(crate) fn verify(
     callback_url: &str,
     delivery: &RawDelivery,
 ) -> Result<Verified, VerifyError> {
-    if !delivery.headers.contains_key(SIGNATURE_HEADER) {
-        return Err(VerifyError::MissingSignature {
-            header: SIGNATURE_HEADER,
-        });
-    }
-    let value =
-        delivery
-            .header(SIGNATURE_HEADER)
-            .ok_or_else(|| VerifyError::MalformedSignature {
-                header: SIGNATURE_HEADER,
-                reason: "not valid text".into(),
-            })?;
+    let value = signature_header(delivery, SIGNATURE_HEADER)?;
     let secret_index = verify_hmac_parts_any(
         Algorithm::Sha1,
         Encoding::Base64,

@@ -21,6 +21,7 @@
 //! # });
 //! ```
 
+mod postgres;
 mod records;
 mod sqlite;
 
@@ -32,6 +33,7 @@ use hookbridge_core::{DeliveryId, EndpointName, Secret};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use records::{
     Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, EchoMark, InsertOutcome, Job, JobFilter,
     JobId, JobNext, JobState, Link, NewDelivery, NewJob, StoredDelivery, TokenRecord,

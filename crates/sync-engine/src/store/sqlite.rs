@@ -494,7 +494,7 @@ impl Store for SqliteStore {
             .write("claim jobs", move |tx| {
                 Box::pin(async move {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE jobs SET state = 'running', attempts = attempts + 1,
+                        "UPDATE jobs SET state = 'running', attempts = MIN(attempts + 1, max_attempts),
                             lease_until = ?1, locked_by = ?2, updated_at = ?3
                          WHERE id IN (
                             SELECT j.id FROM jobs j
@@ -518,11 +518,9 @@ impl Store for SqliteStore {
             })
             .await?;
         let mut claimed = Vec::with_capacity(jobs.len());
-        for mut job in jobs {
-            if job.attempts > job.max_attempts {
-                // A worker died holding the last attempt: the lease expiry counts as a failure.
-                job.attempts -= 1;
-            }
+        // A job whose worker died on its last attempt is taken again as that same attempt
+        // (`MIN` above), so its new holder can finish it, or dead-letter it.
+        for job in jobs {
             let delivery =
                 self.delivery(job.delivery_seq)
                     .await?

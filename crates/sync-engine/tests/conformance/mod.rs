@@ -681,3 +681,62 @@ pub async fn notifier_wakes_on_insert(store: Arc<dyn Store>) {
     store.insert_delivery(delivery("n", "1")).await.unwrap();
     assert!(waiter.await.unwrap(), "not woken by an insert");
 }
+
+pub async fn worker_dying_on_the_last_attempt_leaves_a_finishable_job(store: &dyn Store) {
+    let seq = inserted(store, "l", "1").await;
+    let last_chance = NewJob {
+        rule: "r".into(),
+        subject: None,
+        max_attempts: 1,
+    };
+    store
+        .dispatch(seq, DeliveryStatus::Dispatched, &[last_chance], t(0))
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(10);
+    let first = store.claim_jobs("dies", 1, lease, t(0)).await.unwrap();
+    assert_eq!(first[0].job.attempts, 1);
+    // Its lease expires: taken again, still as the last attempt.
+    let again = store.claim_jobs("w2", 1, lease, t(11)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].job.attempts, 1);
+    assert_eq!(
+        store
+            .job(again[0].job.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .attempts,
+        1
+    );
+    // The dead worker's late result is refused; the new holder's is recorded.
+    assert!(
+        !store
+            .finish_job(
+                again[0].job.id,
+                "dies",
+                &attempt(1, "applied", None),
+                JobNext::Done,
+                t(12)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_job(
+                again[0].job.id,
+                "w2",
+                &attempt(1, "failed", Some("HTTP 503")),
+                JobNext::Dead,
+                t(12)
+            )
+            .await
+            .unwrap()
+    );
+    let (job, attempts) = store.job(again[0].job.id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].error.as_deref(), Some("HTTP 503"));
+}
