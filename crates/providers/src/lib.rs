@@ -33,6 +33,7 @@ mod macros;
 )]
 mod common;
 
+pub mod api;
 #[cfg(feature = "asana")]
 pub mod asana;
 #[cfg(feature = "github")]
