@@ -118,7 +118,7 @@ async fn two_engines_apply_each_of_1000_deliveries_once() {
     first.shutdown().await;
     second.shutdown().await;
 
-    let applied = applied.lock().unwrap();
+    let applied = applied.lock().unwrap().clone();
     assert_eq!(applied.len(), 1000);
     let twice: Vec<_> = applied.iter().filter(|(_, by)| by.len() != 1).collect();
     assert!(twice.is_empty(), "applied more than once: {twice:?}");
