@@ -299,6 +299,10 @@ struct CapturedDelivery {
     /// A file of `Name: value` lines.
     #[arg(long)]
     headers_file: Option<PathBuf>,
+    /// The request's path and query as received (for URL-token schemes such as Jira's
+    /// unsigned hooks), e.g. `/hooks/jira?token=...`.
+    #[arg(long)]
+    url: Option<String>,
 }
 
 /// A failure to report: the message, and the exit code (1: the input is bad; 2: usage or
@@ -876,6 +880,12 @@ impl CapturedDelivery {
                 HeaderValue::from_static("application/json"),
             );
         }
-        Ok(RawDelivery::new(endpoint, headers, body))
+        let mut raw = RawDelivery::new(endpoint, headers, body);
+        if let Some(url) = &self.url {
+            raw.uri = url
+                .parse()
+                .map_err(|_| Failure(format!("{url:?} is not a request path"), 2))?;
+        }
+        Ok(raw)
     }
 }

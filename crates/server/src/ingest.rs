@@ -34,6 +34,7 @@ enum Outcome {
     UnsupportedMediaType(String),
     Malformed(String),
     StoreUnavailable,
+    NotReady(String),
 }
 
 impl Outcome {
@@ -52,6 +53,7 @@ impl Outcome {
             Outcome::UnsupportedMediaType(_) => "unsupported_media_type",
             Outcome::Malformed(_) => "malformed",
             Outcome::StoreUnavailable => "store_unavailable",
+            Outcome::NotReady(_) => "not_ready",
         }
     }
 
@@ -97,6 +99,7 @@ impl Outcome {
                 StatusCode::SERVICE_UNAVAILABLE,
                 error(label, "the delivery could not be stored; retry later"),
             ),
+            Outcome::NotReady(m) => (StatusCode::SERVICE_UNAVAILABLE, error(label, &m)),
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -194,8 +197,14 @@ async fn handle(
     if raw.method != Method::POST {
         return Outcome::MethodNotAllowed;
     }
-    if let Err(e) = ep.provider.verify(&raw) {
-        return Outcome::InvalidSignature(e.to_string());
+    match ep.provider.verify(&raw) {
+        Ok(_) => {}
+        // The endpoint cannot judge yet (a key still loading): ask the sender to retry
+        // rather than refuse a delivery that may well be genuine.
+        Err(e @ hookbridge_core::VerifyError::NotReady { .. }) => {
+            return Outcome::NotReady(e.to_string());
+        }
+        Err(e) => return Outcome::InvalidSignature(e.to_string()),
     }
     let identity = match ep.provider.identify(&raw) {
         Ok(identity) => identity,

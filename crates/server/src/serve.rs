@@ -8,7 +8,7 @@ use std::time::Duration;
 use hookbridge_sync_engine::engine::Engine;
 use hookbridge_sync_engine::store::{Store, StoreError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::{AppState, Config, Endpoint, router};
@@ -64,9 +64,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.body_timeout,
     )
     .with_admin(Some(engine), config.admin_token);
-    let mut refreshers = spawn_refreshers(&state);
+    let (mut refreshers, first_round) = spawn_refreshers(&state);
     let app = router(state.clone());
-    wait_ready(&state).await;
+    wait_ready(&state, first_round).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut graceful = stop_rx.clone();
@@ -146,20 +146,27 @@ async fn prepare_endpoints<'a>(
 
 /// Runs each provider's refresh (fetching keys) now and then on its interval, retrying
 /// failures with backoff. Waits up to [`FIRST_REFRESH_WAIT`] for the first round.
-fn spawn_refreshers(state: &AppState) -> JoinSet<()> {
+fn spawn_refreshers(state: &AppState) -> (JoinSet<()>, mpsc::Receiver<()>) {
     let mut tasks = JoinSet::new();
+    let (first_round, done) = mpsc::channel(state.endpoints().count().max(1));
     for endpoint in state.endpoints() {
         if endpoint.provider.refresh().is_none() {
             continue;
         }
         let endpoint = endpoint.clone();
+        let first_round = first_round.clone();
         tasks.spawn(async move {
             let mut backoff = Duration::from_secs(1);
+            let mut first_round = Some(first_round);
             loop {
                 let Some(refresh) = endpoint.provider.refresh() else {
                     return;
                 };
-                match refresh.await {
+                let result = refresh.await;
+                if let Some(tx) = first_round.take() {
+                    let _ = tx.send(()).await;
+                }
+                match result {
                     Ok(()) => {
                         tracing::info!(endpoint = %endpoint.name, "provider refreshed");
                         backoff = Duration::from_secs(1);
@@ -174,18 +181,19 @@ fn spawn_refreshers(state: &AppState) -> JoinSet<()> {
             }
         });
     }
-    tasks
+    (tasks, done)
 }
 
-/// Waits until every provider is ready or the time is up.
-async fn wait_ready(state: &AppState) {
+/// Waits until every refresher has made its first attempt, or the time is up.
+async fn wait_ready(state: &AppState, mut first_round: mpsc::Receiver<()>) {
     let deadline = tokio::time::Instant::now() + FIRST_REFRESH_WAIT;
-    while state.endpoints().any(|ep| !ep.provider.is_ready()) {
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!("serving before every endpoint can verify; see /readyz");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Every refresher holds a sender until its first attempt; `None` once all are done.
+    while tokio::time::timeout_at(deadline, first_round.recv())
+        .await
+        .is_ok_and(|r| r.is_some())
+    {}
+    if let Some(ep) = state.endpoints().find(|ep| !ep.provider.is_ready()) {
+        tracing::warn!(endpoint = %ep.name, "serving before every endpoint can verify: its deliveries get 503 until then; see /readyz");
     }
 }
 

@@ -400,6 +400,7 @@ fn cli_verify_and_inspect_every_provider() {
         ("github", None),
         ("gitlab", None),
         ("jira", None),
+        ("jira-legacy", None),
         ("pagerduty", None),
         ("slack", None),
         ("trello", None),
@@ -440,6 +441,12 @@ fn cli_verify_and_inspect_every_provider() {
             "--headers-file",
             headers_file.to_str().unwrap(),
         ];
+        // URL-token schemes (Jira's unsigned hooks) need the request URL too.
+        let url = signed
+            .query
+            .as_ref()
+            .map(|q| format!("/hooks/{endpoint}?{q}"));
+        let url_args: Vec<&str> = url.as_deref().map(|u| vec!["--url", u]).unwrap_or_default();
         let out = run(&[
             &[
                 "verify",
@@ -449,6 +456,7 @@ fn cli_verify_and_inspect_every_provider() {
                 config_path.to_str().unwrap(),
             ][..],
             &files,
+            &url_args,
         ]
         .concat());
         assert!(
@@ -513,4 +521,83 @@ async fn send_signs_travis_with_a_key_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("202 Accepted"), "{stdout}");
+}
+
+/// A Travis CI endpoint whose public key cannot be fetched answers 503 (retry later), not
+/// 401, and `/readyz` says why; once the key loads, deliveries verify.
+#[tokio::test]
+async fn travis_key_not_loaded_yet_is_503_until_it_is() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/config"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&api)
+        .await;
+    let config_json = serde_json::json!({"config": {"notifications": {"webhook": {"public_key": TRAVIS_PUBLIC}}}});
+    Mock::given(method("GET"))
+        .and(path("/config"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(config_json))
+        .mount(&api)
+        .await;
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"data/hb.db\"\n[endpoints.travis]\nprovider = \"travis\"\napi_url = \"{}\"\n",
+        api.uri()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let server = Server::start(dir.path(), &config);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "start-up waited for the key"
+    );
+    let client = reqwest::Client::new();
+    let provider = signer("travis", None);
+    let sample = provider.samples()[0];
+    let signed = provider
+        .sign(
+            sample.event_type,
+            sample.json.as_bytes(),
+            "t",
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let r = request(&client, &server, "travis", signed.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("public key is not loaded yet")
+    );
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("travis"));
+    // The refresher retries after 1 s and gets the key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = request(&client, &server, "travis", signed.clone())
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 202 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the key never loaded");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        client
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
