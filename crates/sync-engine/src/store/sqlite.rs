@@ -252,33 +252,52 @@ async fn insert_batch<'a>(
     Ok(outcomes)
 }
 
+/// Rows per `INSERT` statement: 7 parameters each, well under SQLite's variable limit.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Inserts deliveries with multi-row statements (one round trip to SQLite's thread per 64
+/// rows instead of one per row), and tells each one whether it was new.
 async fn insert_deliveries<'a>(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     batch: impl Iterator<Item = &'a NewDelivery>,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
-    let mut outcomes = Vec::new();
-    for d in batch {
-        let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
-        let row = sqlx::query(
+    let batch: Vec<&NewDelivery> = batch.collect();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
             "INSERT INTO deliveries
-                (endpoint, provider, delivery_id, event_type, headers, body, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (endpoint, delivery_id) DO NOTHING
-             RETURNING seq",
-        )
-        .bind(d.endpoint.as_str())
-        .bind(d.provider.as_str())
-        .bind(d.delivery_id.as_str())
-        .bind(d.event_type.as_str())
-        .bind(headers)
-        .bind(&d.body[..])
-        .bind(unix_micros(d.received_at))
-        .fetch_optional(&mut **tx)
-        .await?;
-        outcomes.push(match row {
-            Some(row) => InsertOutcome::Inserted { seq: row.get(0) },
-            None => InsertOutcome::Duplicate,
-        });
+                (endpoint, provider, delivery_id, event_type, headers, body, received_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?)" });
+        }
+        sql.push_str(" ON CONFLICT (endpoint, delivery_id) DO NOTHING RETURNING seq, endpoint, delivery_id");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for d in chunk {
+            let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+            query = query
+                .bind(d.endpoint.as_str())
+                .bind(d.provider.as_str())
+                .bind(d.delivery_id.as_str())
+                .bind(d.event_type.as_str())
+                .bind(headers)
+                .bind(&d.body[..])
+                .bind(unix_micros(d.received_at));
+        }
+        let rows = query.fetch_all(&mut **tx).await?;
+        // Only new rows come back. A delivery sent twice in one chunk is inserted by its
+        // first occurrence (rows are inserted in order); the later one is the duplicate.
+        let mut inserted: std::collections::HashMap<(String, String), i64> = rows
+            .iter()
+            .map(|row| ((row.get("endpoint"), row.get("delivery_id")), row.get("seq")))
+            .collect();
+        for d in chunk {
+            let key = (d.endpoint.as_str().to_owned(), d.delivery_id.as_str().to_owned());
+            outcomes.push(match inserted.remove(&key) {
+                Some(seq) => InsertOutcome::Inserted { seq },
+                None => InsertOutcome::Duplicate,
+            });
+        }
     }
     Ok(outcomes)
 }

@@ -610,6 +610,14 @@ pub async fn links_marks_cursors_leases_state_tokens_secrets(store: &dyn Store) 
     assert_eq!(out[0], InsertOutcome::Duplicate);
     assert!(matches!(out[1], InsertOutcome::Inserted { .. }));
     assert_eq!(store.cursor("pd-log").await.unwrap().as_deref(), Some("c2"));
+    // The same delivery twice in one batch: the first occurrence is new, the second is not.
+    let out = store
+        .commit_poll("pd-log", "c3", vec![delivery("pd", "e4"), delivery("pd", "e4"), delivery("pd", "e5")])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], InsertOutcome::Inserted { .. }));
+    assert_eq!(out[1], InsertOutcome::Duplicate);
+    assert!(matches!(out[2], InsertOutcome::Inserted { .. }));
 
     // Leases: one holder at a time, renewable, taken over after expiry, releasable.
     let ttl = Duration::from_secs(30);
