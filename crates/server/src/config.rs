@@ -200,6 +200,10 @@ pub struct ServerSection {
     /// Time allowed for in-flight requests to finish on shutdown, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Time allowed to send request headers, in seconds; it also closes keep-alive
+    /// connections idle that long (keep a load balancer's idle timeout below it).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -209,6 +213,7 @@ impl Default for ServerSection {
             max_body_bytes: default_max_body(),
             body_timeout_secs: default_body_timeout(),
             shutdown_grace_secs: default_shutdown_grace(),
+            header_timeout_secs: default_header_timeout(),
         }
     }
 }
@@ -224,6 +229,9 @@ fn default_body_timeout() -> u64 {
 }
 fn default_shutdown_grace() -> u64 {
     20
+}
+fn default_header_timeout() -> u64 {
+    30
 }
 
 /// `[store]`.
@@ -503,6 +511,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Header read (and keep-alive idle) timeout.
+    pub header_timeout: Duration,
     /// The store.
     pub store: StoreConfig,
     /// Log settings.
@@ -637,6 +647,7 @@ impl Config {
             listen: file.server.listen,
             body_timeout: Duration::from_secs(file.server.body_timeout_secs),
             shutdown_grace: Duration::from_secs(file.server.shutdown_grace_secs),
+            header_timeout: Duration::from_secs(file.server.header_timeout_secs.max(1)),
             store,
             log: file.log,
             endpoints,

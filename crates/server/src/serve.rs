@@ -69,11 +69,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     wait_ready(&state, first_round).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut graceful = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|stop| *stop).await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(accept_loop(listener, app, stop_rx, config.header_timeout));
 
     let shutdown = shutdown_signal();
     tracing::info!(%addr, endpoints = ?endpoints, store = %config.store, "hookbridge ready");
@@ -108,6 +104,60 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     store.close().await;
     tracing::info!("hookbridge stopped");
     result.map_err(ServeError::Io)
+}
+
+/// Accepts connections until told to stop, then waits for the open ones to finish their
+/// requests. Served with hyper-util directly rather than `axum::serve`, for the timeout
+/// on reading request headers: without it, a client that sends headers one byte at a time
+/// (slowloris) holds a connection forever.
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    header_timeout: Duration,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// The engine of a configuration: its endpoints' providers, its rules and settings.

@@ -34,6 +34,9 @@ fn inspect_types_every_github_fixture() {
     let mut seen = 0;
     for entry in std::fs::read_dir(fixtures_dir()).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue; // keys for the API client's tests live beside the samples
+        }
         let file = path.file_name().unwrap().to_str().unwrap().to_owned();
         let expected_name = file.trim_end_matches(".json");
         let event = expected_name.split('.').next().unwrap();

@@ -426,3 +426,57 @@ async fn json_logs_with_flag_and_no_secrets() {
     assert_eq!(accepted["endpoint"], "gh");
     assert!(!logs.contains(SECRET));
 }
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &config("header_timeout_secs = 1"));
+    let addr = server.addr;
+    let closed_after = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        // A slowloris client: a header line now and then, never the end of the headers.
+        let _ = stream.write_all(b"POST /hooks/gh HTTP/1.1\r\nhost: x\r\n");
+        let mut buf = [0u8; 1024];
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            if stream.write_all(b"x-slow: 1\r\n").is_err() {
+                break;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    // An error answer (408) may precede the close.
+                    if stream.read(&mut buf).map(|n| n == 0).unwrap_or(true) {
+                        break;
+                    }
+                }
+            }
+            if started.elapsed() > Duration::from_secs(8) {
+                break;
+            }
+        }
+        started.elapsed()
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed_after < Duration::from_secs(4),
+        "still open after {closed_after:?}"
+    );
+    // And the server still serves.
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
