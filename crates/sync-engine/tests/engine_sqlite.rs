@@ -35,4 +35,5 @@ scenario!(
     dead_worker_job_is_retried_and_applied_once,
     one_object_at_a_time_in_order,
     poller_feeds_the_inbox_without_duplicates,
+    out_of_order_events_converge,
 );

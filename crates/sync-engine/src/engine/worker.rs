@@ -165,6 +165,29 @@ async fn apply(engine: &Inner, claimed: &ClaimedJob) -> Result<Applied, (RuleErr
             Vec::new(),
         ));
     }
+    // Stale events: the provider's own timestamp says this state is older than one this rule
+    // already applied to the same object (deliveries can arrive out of order).
+    let watermark = match (event.subject(), event.occurred_at()) {
+        (Some(subject), Some(at)) => Some((format!("applied-at:{subject}"), at)),
+        _ => None,
+    };
+    if let Some((key, at)) = &watermark
+        && let Some(applied) = engine
+            .store
+            .state(&job.rule, key)
+            .await
+            .map_err(|e| (e.into(), Vec::new()))?
+        && applied
+            .as_i64()
+            .is_some_and(|applied| applied > unix_nanos(*at))
+    {
+        return Ok((
+            RuleOutcome::Skipped {
+                reason: "stale: a newer state of this object was already applied".into(),
+            },
+            Vec::new(),
+        ));
+    }
     let ctx = engine.context(&job.rule, Some(job.id), false);
     // A rule must finish well inside its lease, or a second worker could start it too.
     let budget = engine.config.lease / 2;
@@ -177,9 +200,22 @@ async fn apply(engine: &Inner, claimed: &ClaimedJob) -> Result<Applied, (RuleErr
     };
     let recorded = ctx.take_actions();
     match result {
-        Ok(outcome) => Ok((outcome, recorded)),
+        Ok(outcome) => {
+            if let (Some((key, at)), RuleOutcome::Applied { .. }) = (&watermark, &outcome) {
+                // Jobs of one subject run one at a time, so this read-then-write cannot race.
+                let value = serde_json::Value::from(unix_nanos(*at));
+                if let Err(error) = engine.store.put_state(&job.rule, key, &value).await {
+                    tracing::warn!(job = %job.id, %error, "cannot record the applied state's time");
+                }
+            }
+            Ok((outcome, recorded))
+        }
         Err(error) => Err((error, recorded)),
     }
+}
+
+fn unix_nanos(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
 fn retry_after(error: &RuleError) -> Option<Duration> {

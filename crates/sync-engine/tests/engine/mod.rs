@@ -26,6 +26,9 @@ pub struct Change {
     pub field: String,
     pub value: String,
     pub actor: String,
+    /// The service's own timestamp of the change (unix seconds), when it sends one.
+    #[serde(default)]
+    pub at: Option<i64>,
 }
 
 pub struct Svc;
@@ -62,7 +65,8 @@ impl Provider for Svc {
                     "{}:{}",
                     d.endpoint, c.object
                 ))))
-                .with_actor(Some(actor)),
+                .with_actor(Some(actor))
+                .with_occurred_at(c.at.and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())),
         )
     }
 }
@@ -81,6 +85,7 @@ pub fn change_delivery(
         field: field.into(),
         value: value.into(),
         actor: actor.into(),
+        at: None,
     };
     NewDelivery {
         endpoint: EndpointName::new(service),

@@ -555,3 +555,46 @@ pub async fn poller_feeds_the_inbox_without_duplicates(store: Arc<dyn Store>) {
     assert_eq!(store.cursor("pages").await.unwrap().as_deref(), Some("9"));
     assert_eq!(recorder.seen.lock().unwrap().len(), 9);
 }
+
+/// `updated` arrives before `created`: the older state is recognised as stale, not applied
+/// over the newer one.
+pub async fn out_of_order_events_converge(store: Arc<dyn Store>) {
+    let recorder = Arc::new(Recorder {
+        name: "rec".into(),
+        seen: Mutex::default(),
+        running: Mutex::default(),
+        overlaps: Mutex::new(0),
+    });
+    let engine = Engine::builder(store.clone())
+        .endpoint("a", Arc::new(Svc))
+        .rule(recorder.clone())
+        .config(fast_config())
+        .build();
+    let mut newer = change_delivery("a", "upd", "x", "status", "updated", "alice");
+    let mut older = change_delivery("a", "cre", "x", "status", "created", "alice");
+    for (d, at) in [(&mut newer, 200), (&mut older, 100)] {
+        let mut c: Change = serde_json::from_slice(&d.body).unwrap();
+        c.at = Some(1_800_000_000 + at);
+        d.body = serde_json::to_vec(&c).unwrap().into();
+    }
+    store.insert_delivery(newer).await.unwrap();
+    store.insert_delivery(older).await.unwrap();
+    let running = engine.start();
+    wait_until("both handled", Duration::from_secs(10), || async {
+        jobs_in(store.as_ref(), JobState::Done).await.len()
+            + jobs_in(store.as_ref(), JobState::Skipped).await.len()
+            == 2
+    })
+    .await;
+    running.shutdown().await;
+    assert_eq!(
+        *recorder.seen.lock().unwrap(),
+        [("x".to_owned(), "updated".to_owned())]
+    );
+    let skipped = jobs_in(store.as_ref(), JobState::Skipped).await.remove(0);
+    let (_, attempts) = store.job(skipped.id).await.unwrap().unwrap();
+    assert!(
+        attempts[0].error.as_deref().unwrap().starts_with("stale"),
+        "{attempts:?}"
+    );
+}
