@@ -269,9 +269,15 @@ async fn insert_deliveries<'a>(
                 (endpoint, provider, delivery_id, event_type, headers, body, received_at) VALUES ",
         );
         for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?)" });
+            sql.push_str(if i == 0 {
+                "(?, ?, ?, ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, ?, ?, ?, ?)"
+            });
         }
-        sql.push_str(" ON CONFLICT (endpoint, delivery_id) DO NOTHING RETURNING seq, endpoint, delivery_id");
+        sql.push_str(
+            " ON CONFLICT (endpoint, delivery_id) DO NOTHING RETURNING seq, endpoint, delivery_id",
+        );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for d in chunk {
             let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
@@ -289,10 +295,18 @@ async fn insert_deliveries<'a>(
         // first occurrence (rows are inserted in order); the later one is the duplicate.
         let mut inserted: std::collections::HashMap<(String, String), i64> = rows
             .iter()
-            .map(|row| ((row.get("endpoint"), row.get("delivery_id")), row.get("seq")))
+            .map(|row| {
+                (
+                    (row.get("endpoint"), row.get("delivery_id")),
+                    row.get("seq"),
+                )
+            })
             .collect();
         for d in chunk {
-            let key = (d.endpoint.as_str().to_owned(), d.delivery_id.as_str().to_owned());
+            let key = (
+                d.endpoint.as_str().to_owned(),
+                d.delivery_id.as_str().to_owned(),
+            );
             outcomes.push(match inserted.remove(&key) {
                 Some(seq) => InsertOutcome::Inserted { seq },
                 None => InsertOutcome::Duplicate,

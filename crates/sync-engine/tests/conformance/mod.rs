@@ -612,7 +612,15 @@ pub async fn links_marks_cursors_leases_state_tokens_secrets(store: &dyn Store) 
     assert_eq!(store.cursor("pd-log").await.unwrap().as_deref(), Some("c2"));
     // The same delivery twice in one batch: the first occurrence is new, the second is not.
     let out = store
-        .commit_poll("pd-log", "c3", vec![delivery("pd", "e4"), delivery("pd", "e4"), delivery("pd", "e5")])
+        .commit_poll(
+            "pd-log",
+            "c3",
+            vec![
+                delivery("pd", "e4"),
+                delivery("pd", "e4"),
+                delivery("pd", "e5"),
+            ],
+        )
         .await
         .unwrap();
     assert!(matches!(out[0], InsertOutcome::Inserted { .. }));
