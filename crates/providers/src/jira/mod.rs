@@ -31,6 +31,8 @@
 //! assert_eq!(event.delivery_id().as_str(), "6f3a21d7-0c15");
 //! ```
 
+pub mod auth;
+pub mod client;
 pub mod events;
 mod identify;
 mod sign;
