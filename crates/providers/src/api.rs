@@ -365,6 +365,7 @@ pub struct Call {
     query: Vec<(String, String)>,
     body: Option<serde_json::Value>,
     headers: HeaderMap,
+    idempotent: Option<bool>,
 }
 
 impl Call {
@@ -377,7 +378,14 @@ impl Call {
             query: Vec::new(),
             body: None,
             headers: HeaderMap::new(),
+            idempotent: None,
         }
+    }
+
+    /// Marks a `POST` that only reads (a search) as safe to repeat after a 5xx or a timeout.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = Some(true);
+        self
     }
 
     /// Adds a query parameter.
@@ -496,7 +504,18 @@ impl ApiClient {
                 self.inner.auth.invalidate();
                 continue;
             }
-            if !error.is_transient() || attempt >= self.inner.retry.attempts {
+            // A POST or PATCH that failed with a 5xx or a timeout may have been applied: the
+            // client does not repeat it (that could create a second issue or comment); the
+            // engine retries the whole job, whose rule checks what already exists. A 429 is
+            // safe to repeat: the service refused the request.
+            let idempotent = call
+                .idempotent
+                .unwrap_or(!matches!(call.method, Method::POST | Method::PATCH));
+            let retryable = match &error {
+                ApiError::RateLimited { .. } => true,
+                other => other.is_transient() && idempotent,
+            };
+            if !retryable || attempt >= self.inner.retry.attempts {
                 return Err(error);
             }
             let backoff = self.inner.retry.base * 2u32.saturating_pow(attempt - 1);
@@ -665,9 +684,10 @@ fn service_message(body: &[u8]) -> String {
         }
     };
     // GitHub {message}, Jira {errorMessages, errors}, PagerDuty {error: {message, errors}},
-    // Asana {errors: [{message}]}, Slack {error}.
+    // Asana {errors: [{message}]}, Slack {error}, Travis CI {error_message}.
     let candidates = [
         json.get("message"),
+        json.get("error_message"),
         json.get("errorMessages"),
         json.get("errors"),
         json.pointer("/error/message"),
@@ -690,6 +710,14 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(|v| v.trim().parse::<u64>().ok())
     {
         return Some(Duration::from_secs(seconds));
+    }
+    // PagerDuty: ratelimit-reset, seconds until the window resets.
+    if let Some(seconds) = headers
+        .get("ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Some(Duration::from_secs(seconds.max(1)));
     }
     // GitHub: x-ratelimit-remaining: 0 with x-ratelimit-reset (epoch seconds).
     let remaining = headers.get("x-ratelimit-remaining")?.to_str().ok()?;
@@ -856,6 +884,64 @@ mod tests {
             requests.iter().filter(|r| r.url.path() == "/429").count(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn pagerduty_reset_and_travis_messages() {
+        let mock = MockServer::start().await;
+        Mock::given(path("/429pd"))
+            .respond_with(ResponseTemplate::new(429).insert_header("ratelimit-reset", "45"))
+            .mount(&mock)
+            .await;
+        Mock::given(path("/travis403"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!(
+                {"@type": "error", "error_type": "insufficient_access", "error_message": "forbidden"}
+            )))
+            .mount(&mock)
+            .await;
+        let client = ApiClient::builder("svc", &mock.uri())
+            .unwrap()
+            .retry(fast())
+            .build()
+            .unwrap();
+        let e = client
+            .get_json::<serde_json::Value>("/429pd")
+            .await
+            .unwrap_err();
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(45)));
+        let e = client
+            .get_json::<serde_json::Value>("/travis403")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ApiError::Forbidden { .. }) && e.to_string().contains("forbidden"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn post_is_not_repeated_after_a_5xx() {
+        let mock = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/issues"))
+            .respond_with(ResponseTemplate::new(502))
+            .mount(&mock)
+            .await;
+        let client = ApiClient::builder("svc", &mock.uri())
+            .unwrap()
+            .retry(fast())
+            .build()
+            .unwrap();
+        let call = Call::new(Method::POST, "/issues")
+            .json(&serde_json::json!({"title": "x"}))
+            .unwrap();
+        let e = client.send(call).await.unwrap_err();
+        assert!(matches!(e, ApiError::Server { status: 502, .. }), "{e}");
+        assert!(
+            RuleError::from(e).is_transient(),
+            "the engine retries the job"
+        );
+        assert_eq!(mock.received_requests().await.unwrap().len(), 1);
     }
 
     #[tokio::test]

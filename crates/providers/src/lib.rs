@@ -46,6 +46,7 @@ pub mod jira;
 pub mod pagerduty;
 mod registry;
 mod samples;
+pub mod sinks;
 #[cfg(feature = "slack")]
 pub mod slack;
 #[cfg(feature = "standard-webhooks")]

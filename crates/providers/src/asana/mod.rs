@@ -40,6 +40,8 @@
 //! assert!(event.delivery_id().as_str().starts_with("sha256:"));
 //! ```
 
+pub mod auth;
+pub mod client;
 pub mod events;
 mod identify;
 mod sign;

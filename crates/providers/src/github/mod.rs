@@ -21,6 +21,8 @@
 //! assert_eq!(event.subject().unwrap().as_str(), "github:hook/42");
 //! ```
 
+pub mod auth;
+pub mod client;
 pub mod events;
 mod identify;
 mod sign;

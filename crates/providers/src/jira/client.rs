@@ -1281,7 +1281,10 @@ impl JiraClient {
                     fields,
                     next_page_token: None,
                 };
-                let first = match Call::new(Method::POST, path.clone()).json(&request) {
+                let first = match Call::new(Method::POST, path.clone())
+                    .idempotent()
+                    .json(&request)
+                {
                     Ok(call) => call,
                     Err(e) => return once_error(e),
                 };
@@ -1293,7 +1296,11 @@ impl JiraClient {
                                 next_page_token: Some(token),
                                 ..request.clone()
                             };
-                            Some(Call::new(Method::POST, path.clone()).json(&request)?)
+                            Some(
+                                Call::new(Method::POST, path.clone())
+                                    .idempotent()
+                                    .json(&request)?,
+                            )
                         }
                         _ => None,
                     };
@@ -1308,7 +1315,10 @@ impl JiraClient {
                     max_results: self.page_size,
                     fields,
                 };
-                let first = match Call::new(Method::POST, path.clone()).json(&request) {
+                let first = match Call::new(Method::POST, path.clone())
+                    .idempotent()
+                    .json(&request)
+                {
                     Ok(call) => call,
                     Err(e) => return once_error(e),
                 };
@@ -1319,7 +1329,11 @@ impl JiraClient {
                             start_at: next_start,
                             ..request.clone()
                         };
-                        Some(Call::new(Method::POST, path.clone()).json(&request)?)
+                        Some(
+                            Call::new(Method::POST, path.clone())
+                                .idempotent()
+                                .json(&request)?,
+                        )
                     } else {
                         None
                     };

@@ -55,6 +55,8 @@
 //! assert_eq!(event.actor().unwrap().name, "Tenex Engineer");
 //! ```
 
+pub mod auth;
+pub mod client;
 pub mod events;
 mod identify;
 mod sign;

@@ -36,7 +36,8 @@
 //! assert_eq!(event.subject().unwrap().as_str(), "travis:octo/minimal/build/42");
 //! ```
 
-mod client;
+pub mod auth;
+pub mod client;
 pub mod events;
 mod identify;
 mod sign;

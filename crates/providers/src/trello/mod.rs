@@ -35,6 +35,8 @@
 //! assert_eq!(event.actor().unwrap().name, "alice");
 //! ```
 
+pub mod auth;
+pub mod client;
 pub mod events;
 mod identify;
 mod sign;
