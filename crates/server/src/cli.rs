@@ -116,11 +116,35 @@ enum Command {
         #[arg(long, short, env = "HOOKBRIDGE_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// The webhooks declared in `[[hooks]]`, compared with those registered at the services.
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+        /// Configuration file.
+        #[arg(long, short, env = "HOOKBRIDGE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Create or upgrade the store's schema, then exit.
     Migrate {
         /// Configuration file.
         #[arg(long, short, env = "HOOKBRIDGE_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HooksCommand {
+    /// Show each declared hook's state at its service, and hooks pointing here that are
+    /// not declared. Changes nothing.
+    List,
+    /// Create missing hooks and re-enable or correct the others; idempotent.
+    Sync {
+        /// Also delete hooks that point at this server but are no longer declared.
+        #[arg(long)]
+        prune: bool,
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -547,6 +571,35 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             };
             store.close().await;
             result
+        }
+        Command::Hooks { command, config } => {
+            let config = load_or_dev(config.as_deref())?;
+            let Some(public_url) = config.public_url.as_deref() else {
+                return Err(Failure(
+                    "no [[hooks]] are declared (they need server.public_url)".into(),
+                    2,
+                ));
+            };
+            let plan = hookbridge_server::hooks::HookPlan {
+                public_url,
+                connections: &config.connections,
+                hooks: &config.hooks,
+                secrets: &config.endpoint_secrets,
+            };
+            let mode = match command {
+                HooksCommand::List => hookbridge_server::hooks::SyncMode {
+                    dry_run: true,
+                    prune: false,
+                },
+                HooksCommand::Sync { prune, dry_run } => {
+                    hookbridge_server::hooks::SyncMode { dry_run, prune }
+                }
+            };
+            let changes = plan.run(mode).await.map_err(|e| Failure(e, 1))?;
+            for change in &changes {
+                println!("{change}");
+            }
+            Ok(())
         }
         Command::Migrate { config } => {
             let config = load_or_dev(config.as_deref())?;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hooks::{ConnectionSection, HookSection};
 use hookbridge_core::{EndpointName, Provider, Secret};
 use hookbridge_sync_engine::engine::{
     Backoff, DeclarativeRule, EngineConfig, RateLimit, Rule, RuleSpec, SelfActor,
@@ -88,6 +89,12 @@ pub struct ConfigFile {
     /// values in them (`{ env = "..." }`) are resolved before the rules are built.
     #[serde(default)]
     pub rules: Vec<toml::Table>,
+    /// API credentials by name, for `hooks sync` (values may be `{ env = "..." }`).
+    #[serde(default)]
+    pub connections: BTreeMap<String, toml::Table>,
+    /// Webhooks that should be registered at the services (`hookbridge hooks sync`).
+    #[serde(default)]
+    pub hooks: Vec<HookSection>,
 }
 
 /// `[engine]`.
@@ -200,6 +207,9 @@ pub struct ServerSection {
     /// Time allowed for in-flight requests to finish on shutdown, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// The URL where the services reach this server (`/hooks/<endpoint>` is appended), for
+    /// `hookbridge hooks sync`.
+    pub public_url: Option<String>,
     /// Time allowed to send request headers, in seconds; it also closes keep-alive
     /// connections idle that long (keep a load balancer's idle timeout below it).
     #[serde(default = "default_header_timeout")]
@@ -214,6 +224,7 @@ impl Default for ServerSection {
             body_timeout_secs: default_body_timeout(),
             shutdown_grace_secs: default_shutdown_grace(),
             header_timeout_secs: default_header_timeout(),
+            public_url: None,
         }
     }
 }
@@ -527,6 +538,14 @@ pub struct Config {
     pub rules: Vec<RuleSpec>,
     /// The admin API's bearer token; `None`: the admin API is off.
     pub admin_token: Option<Secret>,
+    /// API connections by name.
+    pub connections: BTreeMap<String, ConnectionSection>,
+    /// Declared webhooks.
+    pub hooks: Vec<HookSection>,
+    /// The public URL of this server.
+    pub public_url: Option<String>,
+    /// The first (current) secret of each endpoint, to register webhooks with.
+    pub endpoint_secrets: BTreeMap<String, Secret>,
     /// Where the configuration came from, for messages.
     pub source: String,
 }
@@ -589,6 +608,51 @@ impl Config {
             });
         }
         let mut endpoints = BTreeMap::new();
+        let mut endpoint_secrets = BTreeMap::new();
+        for (name, section) in &file.endpoints {
+            if let Some(source) = section.secret.iter().chain(section.secrets.iter()).next()
+                && let Ok(secret) = source.resolve(base_dir)
+            {
+                endpoint_secrets.insert(name.clone(), secret);
+            }
+        }
+        let mut connections = BTreeMap::new();
+        for (name, table) in file.connections {
+            let table = resolve_secret_options(table, base_dir).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "connections",
+                    message: format!("{name}: {message}"),
+                }
+            })?;
+            let connection: ConnectionSection =
+                table
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        key: "connections",
+                        message: format!("{name}: {}", e.message()),
+                    })?;
+            connections.insert(name, connection);
+        }
+        for hook in &file.hooks {
+            if !connections.contains_key(&hook.connection) {
+                return Err(ConfigError::Invalid {
+                    key: "hooks",
+                    message: format!("no connection named {:?}", hook.connection),
+                });
+            }
+            if !file.endpoints.contains_key(&hook.endpoint) {
+                return Err(ConfigError::Invalid {
+                    key: "hooks",
+                    message: format!("no endpoint named {:?}", hook.endpoint),
+                });
+            }
+        }
+        if !file.hooks.is_empty() && file.server.public_url.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "server.public_url",
+                message: "[[hooks]] need the URL the services reach this server at".into(),
+            });
+        }
         for (name, section) in file.endpoints {
             let endpoint = build_endpoint(&name, section, file.server.max_body_bytes, base_dir)?;
             endpoints.insert(endpoint.name.clone(), endpoint);
@@ -655,6 +719,10 @@ impl Config {
             rate_limits: file.engine.limits().collect(),
             rules,
             admin_token,
+            connections,
+            hooks: file.hooks,
+            public_url: file.server.public_url,
+            endpoint_secrets,
             source: path.map_or_else(|| "(built-in)".to_owned(), |p| p.display().to_string()),
         })
     }

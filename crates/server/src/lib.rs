@@ -21,6 +21,7 @@
 
 mod admin;
 pub mod config;
+pub mod hooks;
 mod ingest;
 pub mod metrics;
 mod serve;
