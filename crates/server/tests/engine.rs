@@ -270,7 +270,9 @@ async fn declarative_rule_applies_retries_dead_letters_and_replays() {
     assert!(opened_body["title"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(!server.logs().contains(ADMIN));
 
-    // Replaying a delivery creates its jobs again through the current rules.
+    // Replaying a delivery creates its jobs again through the current rules; the opened
+    // issue's state is older than the closed one already applied, so it is skipped as stale
+    // rather than reopening the ticket.
     let r = client
         .post(server.url(&format!("/admin/deliveries/{}/replay", opened["seq"])))
         .bearer_auth(ADMIN)
@@ -278,14 +280,27 @@ async fn declarative_rule_applies_retries_dead_letters_and_replays() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    wait_for("the replayed delivery's job is done", || async {
-        admin_get(&client, &server, "/admin/jobs?state=done").await["jobs"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 3
-    })
+    wait_for(
+        "the replayed delivery's job is skipped as stale",
+        || async {
+            admin_get(&client, &server, "/admin/jobs?state=skipped").await["jobs"]
+                .as_array()
+                .unwrap()
+                .len()
+                == 1
+        },
+    )
     .await;
+    let skipped = admin_get(&client, &server, "/admin/jobs?state=skipped").await;
+    let id = skipped["jobs"][0]["id"].as_i64().unwrap();
+    let shown = admin_get(&client, &server, &format!("/admin/jobs/{id}")).await;
+    assert!(
+        shown["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("stale"),
+        "{shown}"
+    );
     let metrics = client
         .get(server.url("/metrics"))
         .send()
@@ -297,7 +312,8 @@ async fn declarative_rule_applies_retries_dead_letters_and_replays() {
     for needle in [
         r#"hookbridge_job_attempts_total{rule="issues-to-tracker",outcome="retry"} 2"#,
         r#"hookbridge_job_attempts_total{rule="issues-to-tracker",outcome="failed"} 1"#,
-        r#"hookbridge_jobs{state="done"} 3"#,
+        r#"hookbridge_jobs{state="done"} 2"#,
+        r#"hookbridge_jobs{state="skipped"} 1"#,
     ] {
         assert!(metrics.contains(needle), "{needle} not in {metrics}");
     }
