@@ -39,6 +39,82 @@ pub enum ConnectionSection {
         /// The user token.
         token: String,
     },
+    /// Jira Cloud OAuth 2.0 (3LO) login: `GET /oauth/<name>/login` (see `crate::oauth`).
+    #[serde(rename = "jira-oauth2")]
+    JiraOauth2 {
+        /// The app's client id.
+        client_id: String,
+        /// The app's client secret.
+        client_secret: String,
+        /// The callback URL registered for the app (`.../oauth/<name>/callback`).
+        redirect_url: String,
+        /// Scopes (`offline_access` yields a refresh token).
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// The authorization endpoint (default Atlassian's).
+        auth_url: Option<String>,
+        /// The token endpoint (default Atlassian's).
+        token_url: Option<String>,
+        /// The accessible-resources endpoint (default Atlassian's).
+        resources_url: Option<String>,
+    },
+    /// Jira Data Center OAuth 1.0a (application link) login.
+    #[serde(rename = "jira-oauth1")]
+    JiraOauth1 {
+        /// The Jira base URL, with its context path.
+        base_url: String,
+        /// The application link's consumer key.
+        consumer_key: String,
+        /// The RSA private key, PEM.
+        private_key: String,
+        /// Where Jira sends the user back (`.../oauth/<name>/callback`).
+        redirect_url: String,
+    },
+    /// Asana OAuth 2.0 login (with PKCE).
+    #[serde(rename = "asana-oauth")]
+    AsanaOauth {
+        /// The app's client id.
+        client_id: String,
+        /// The app's client secret.
+        client_secret: String,
+        /// The redirect URL registered for the app (`.../oauth/<name>/callback`).
+        redirect_url: String,
+        /// Scopes (none: the app's default).
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// The authorization endpoint (default Asana's).
+        auth_url: Option<String>,
+        /// The token endpoint (default Asana's).
+        token_url: Option<String>,
+    },
+    /// GitHub OAuth app login (user access tokens).
+    #[serde(rename = "github-oauth")]
+    GithubOauth {
+        /// The OAuth app's client id.
+        client_id: String,
+        /// The OAuth app's client secret.
+        client_secret: String,
+        /// The callback URL registered for the app (`.../oauth/<name>/callback`).
+        redirect_url: String,
+        /// Scopes, e.g. `repo`.
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// The authorization endpoint (default `https://github.com/login/oauth/authorize`).
+        auth_url: Option<String>,
+        /// The token endpoint (default `https://github.com/login/oauth/access_token`).
+        token_url: Option<String>,
+    },
+}
+
+impl ConnectionSection {
+    /// Whether this connection is only an OAuth login (`/oauth/<name>/...`), unusable by
+    /// `hooks sync`.
+    pub fn is_oauth(&self) -> bool {
+        !matches!(
+            self,
+            ConnectionSection::Github { .. } | ConnectionSection::Trello { .. }
+        )
+    }
 }
 
 impl std::fmt::Debug for ConnectionSection {
@@ -46,6 +122,12 @@ impl std::fmt::Debug for ConnectionSection {
         match self {
             ConnectionSection::Github { base_url, .. } => write!(f, "Github({base_url})"),
             ConnectionSection::Trello { base_url, .. } => write!(f, "Trello({base_url})"),
+            ConnectionSection::JiraOauth2 { client_id, .. } => write!(f, "JiraOauth2({client_id})"),
+            ConnectionSection::JiraOauth1 { base_url, .. } => write!(f, "JiraOauth1({base_url})"),
+            ConnectionSection::AsanaOauth { client_id, .. } => write!(f, "AsanaOauth({client_id})"),
+            ConnectionSection::GithubOauth { client_id, .. } => {
+                write!(f, "GithubOauth({client_id})")
+            }
         }
     }
 }
@@ -149,6 +231,15 @@ impl HookPlan<'_> {
                 .iter()
                 .filter(|h| &h.connection == name)
                 .collect();
+            if connection.is_oauth() {
+                // OAuth logins hold user tokens for API clients, not hook administration.
+                if hooks.is_empty() {
+                    continue;
+                }
+                return Err(format!(
+                    "connection {name}: an OAuth login connection cannot register [[hooks]]"
+                ));
+            }
             let result = match connection {
                 ConnectionSection::Github { base_url, token } => {
                     self.github(base_url, token, &hooks, mode).await
@@ -158,6 +249,7 @@ impl HookPlan<'_> {
                     key,
                     token,
                 } => self.trello(base_url, key, token, &hooks, mode).await,
+                _ => continue,
             };
             changes.extend(result.map_err(|e| format!("connection {name}: {e}"))?);
         }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod hooks;
 mod ingest;
 pub mod metrics;
+pub mod oauth;
 mod serve;
 pub mod telemetry;
 
@@ -54,6 +55,7 @@ struct Inner {
     store: Arc<dyn Store>,
     engine: Option<Engine>,
     admin_token: Option<hookbridge_core::Secret>,
+    oauth: Option<Arc<oauth::OAuth>>,
     body_timeout: Duration,
     shutting_down: AtomicBool,
 }
@@ -76,6 +78,7 @@ impl AppState {
                 store,
                 engine: None,
                 admin_token: None,
+                oauth: None,
                 body_timeout,
                 shutting_down: AtomicBool::new(false),
             }),
@@ -94,6 +97,19 @@ impl AppState {
             inner.admin_token = token;
         }
         self
+    }
+
+    /// Serves the OAuth logins of `oauth` under `/oauth/{connection}/login|callback`. Call
+    /// before the state is cloned into a router.
+    pub fn with_oauth(mut self, oauth: Option<oauth::OAuth>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.oauth = oauth.map(Arc::new);
+        }
+        self
+    }
+
+    pub(crate) fn oauth(&self) -> Option<&oauth::OAuth> {
+        self.inner.oauth.as_deref()
     }
 
     pub(crate) fn engine(&self) -> Option<&Engine> {
@@ -125,7 +141,8 @@ impl AppState {
     }
 }
 
-/// The HTTP routes: `/hooks/{endpoint}`, `/healthz`, `/readyz` and `/metrics`.
+/// The HTTP routes: `/hooks/{endpoint}`, `/healthz`, `/readyz` and `/metrics`; `/admin/...`
+/// with an admin token, `/oauth/{connection}/...` with OAuth login connections.
 pub fn router(state: AppState) -> Router {
     // Install the recorder now rather than on the first scrape, so the first deliveries
     // are counted.
@@ -135,14 +152,23 @@ pub fn router(state: AppState) -> Router {
         .admin_token
         .clone()
         .map(|token| admin::router(state.clone(), token));
+    let oauth = state
+        .inner
+        .oauth
+        .is_some()
+        .then(|| oauth::router(state.clone()));
     let router = Router::new()
         .route("/hooks/{endpoint}", any(ingest::receive))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(state);
-    match admin {
+    let router = match admin {
         Some(admin) => router.nest("/admin", admin),
+        None => router,
+    };
+    match oauth {
+        Some(oauth) => router.nest("/oauth", oauth),
         None => router,
     }
 }

@@ -46,6 +46,7 @@ pub enum ServeError {
 ///
 /// Prints `hookbridge listening on http://ADDR` on stdout once ready to serve.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let oauth = crate::oauth::OAuth::from_connections(&config.connections)?;
     let store = config.store.open().await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -63,7 +64,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.endpoints.into_values(),
         config.body_timeout,
     )
-    .with_admin(Some(engine), config.admin_token);
+    .with_admin(Some(engine), config.admin_token)
+    .with_oauth(oauth);
     let (mut refreshers, first_round) = spawn_refreshers(&state);
     let app = router(state.clone());
     wait_ready(&state, first_round).await;
