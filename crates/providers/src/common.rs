@@ -41,9 +41,47 @@ pub(crate) fn require_json_object(body: &[u8]) -> Result<(), IdentifyError> {
 /// off the request path.
 pub(crate) fn check_json_object(json: &[u8]) -> Result<(), IdentifyError> {
     require_json_object(json)?;
+    // `IgnoredAny` skips string contents and has no nesting limit; the typed parse later
+    // has both. Check them here so that what is acknowledged can be parsed.
+    std::str::from_utf8(json)
+        .map_err(|e| IdentifyError::Malformed(format!("invalid JSON: not UTF-8 ({e})")))?;
+    if nesting_depth(json) > MAX_JSON_DEPTH {
+        return Err(IdentifyError::Malformed(format!(
+            "invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     serde_json::from_slice::<IgnoredAny>(json)
         .map(|_| ())
         .map_err(|e| IdentifyError::Malformed(format!("invalid JSON: {e}")))
+}
+
+/// serde_json's own recursion limit for typed parses.
+const MAX_JSON_DEPTH: usize = 127;
+
+/// The deepest nesting of arrays and objects, outside strings.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The refusal of a body of media type `media_type` (`None`: no `Content-Type`).

@@ -29,6 +29,9 @@ pub(crate) fn router(state: AppState, token: Secret) -> Router {
         .route("/dead-letters", get(dead_letters))
         .route("/links", get(list_links))
         .route("/rules", get(list_rules))
+        // Inside the authentication layer, so an unknown path answers 401 without the token
+        // like the known ones: routes cannot be probed.
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such admin route".into()) })
         .layer(middleware::from_fn_with_state(token, authenticate))
         .with_state(state)
 }

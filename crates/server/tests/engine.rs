@@ -126,6 +126,26 @@ async fn declarative_rule_applies_retries_dead_letters_and_replays() {
             .status(),
         401
     );
+    // Unknown admin paths too: routes cannot be probed without the token.
+    assert_eq!(
+        client
+            .get(server.url("/admin/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(server.url("/admin/nope"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     let r = github_post(
         &client,
