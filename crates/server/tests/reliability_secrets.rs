@@ -671,6 +671,9 @@ async fn no_secret_reaches_logs_errors_metrics_admin_or_cli_output() {
         ("GET", "/admin/dead-letters".to_owned()),
         ("GET", "/admin/links".to_owned()),
         ("GET", "/admin/rules".to_owned()),
+        // Unknown admin paths too: routes cannot be probed without the token.
+        ("GET", "/admin/no-such-route".to_owned()),
+        ("POST", "/admin/jobs/1/no-such-action".to_owned()),
     ];
     for (method, path) in &unauthorized {
         for token in [None, Some("wrong-token"), Some(&ADMIN[..ADMIN.len() - 1])] {
