@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use hookbridge_core::{DeliveryId, EndpointName, Provider, RawDelivery, Secret};
-use hookbridge_server::config::{Config, LogFormat};
+use hookbridge_core::{DeliveryId, EndpointName, Provider, RawDelivery};
+use hookbridge_server::config::{Config, LogFormat, SecretSource};
 use hookbridge_server::telemetry;
 use hookbridge_sync_engine::store::{
     DeliveryFilter, JobFilter, JobId, JobState, Store, StoredDelivery,
@@ -283,19 +283,19 @@ impl ProviderArgs {
                     .provider)
             }
             (None, Some(kind)) => {
-                let mut secrets = Vec::new();
-                for var in &self.secret_env {
-                    let value = std::env::var(var).map_err(|_| {
-                        Failure(format!("environment variable {var} is not set"), 2)
-                    })?;
-                    secrets.push(Secret::new(value));
-                }
-                for file in &self.secret_file {
-                    let value = std::fs::read(file)
-                        .map_err(|e| Failure(format!("cannot read {}: {e}", file.display()), 2))?;
-                    let value = value.strip_suffix(b"\n").unwrap_or(&value).to_vec();
-                    secrets.push(Secret::new(value));
-                }
+                // The same sources, and the same trimming, as `secrets` in the config file.
+                let sources = self
+                    .secret_env
+                    .iter()
+                    .map(|env| SecretSource::Env { env: env.clone() })
+                    .chain(
+                        self.secret_file
+                            .iter()
+                            .map(|file| SecretSource::File { file: file.clone() }),
+                    );
+                let secrets = sources
+                    .map(|source| source.resolve(Path::new(".")).map_err(|m| Failure(m, 2)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(hookbridge_providers::build(
                     kind,
                     secrets,

@@ -53,47 +53,7 @@ pub struct Server {
 impl Server {
     /// Starts a server with `config_text` written into `dir` (created if needed).
     pub fn start(dir: &Path, config_text: &str) -> Server {
-        std::fs::create_dir_all(dir).unwrap();
-        let config = dir.join("hookbridge.toml");
-        std::fs::write(&config, config_text).unwrap();
-        let stderr_path = dir.join(format!("stderr-{}.log", std::process::id()));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&stderr_path)
-            .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("HOOKBRIDGE_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn hookbridge");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("hookbridge listening on http://") {
-                        break rest.parse().unwrap();
-                    }
-                }
-                _ => panic!(
-                    "hookbridge exited before listening: {}",
-                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                ),
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            addr,
-            dir: dir.to_owned(),
-            stderr: stderr_path,
-        }
+        Self::start_with_env(dir, config_text, &[])
     }
 
     pub fn url(&self, path: &str) -> String {
