@@ -10,8 +10,15 @@ shift || true
 export RUSTC_BOOTSTRAP=1
 # No sanitizer: the code under test is safe Rust; debug assertions (overflow checks) stay on.
 flags=(--sanitizer none --features config)
-cargo fuzz build "${flags[@]}"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
+# `cargo fuzz` has no --locked: check here that the committed Cargo.lock needs no change
+# (fetching only what this platform builds), so CI builds exactly what it pins.
+if ! cargo fetch --locked --target "$triple" >/dev/null; then
+  echo "fuzz/Cargo.lock is out of date (a dependency changed in the crates it builds):" >&2
+  echo "  run \`cargo fetch --manifest-path fuzz/Cargo.toml\` and commit fuzz/Cargo.lock" >&2
+  exit 1
+fi
+cargo fuzz build "${flags[@]}"
 "target/$triple/release/seeds"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

@@ -703,13 +703,78 @@ fn service_message(body: &[u8]) -> String {
         .join("; ")
 }
 
+/// The wait a `Retry-After` header asks for, in either of its forms; see
+/// [`parse_retry_after`]. `None` without the header or with a value that is neither form.
+pub fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, time::OffsetDateTime::now_utc())
+}
+
+/// The wait a `Retry-After` value asks for, measured from `now`: delay-seconds (`120`) or
+/// an HTTP-date, preferably `Sun, 06 Nov 1994 08:49:37 GMT`, also in the obsolete RFC 850
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`) forms, which
+/// RFC 9110 requires recipients to accept. A date already past asks for no wait
+/// (`Some(Duration::ZERO)`). `None` if the value is neither form.
+///
+/// ```
+/// use std::time::Duration;
+/// use hookbridge_providers::api::parse_retry_after;
+/// let now = time::macros::datetime!(2015-10-21 07:27:00 UTC);
+/// assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+/// assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(60)));
+/// assert_eq!(parse_retry_after("soon", now), None);
+/// ```
+pub fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(Duration::from_secs);
+    }
+    let at = http_date(value, now.year())?;
+    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP-date (RFC 9110 section 5.6.7) in any of its three forms. The day name is not
+/// checked against the date: a sender's wrong weekday should not turn a wait into none.
+fn http_date(value: &str, this_year: i32) -> Option<time::OffsetDateTime> {
+    use time::macros::format_description;
+    let imf = format_description!(
+        "[day] [month repr:short case_sensitive:false] [year] [hour]:[minute]:[second] GMT"
+    );
+    let asctime = format_description!(
+        "[month repr:short case_sensitive:false] [day padding:space] [hour]:[minute]:[second] [year]"
+    );
+    let parsed = if let Some((_, rest)) = value.split_once(", ") {
+        match rest.split_once('-') {
+            // RFC 850: `06-Nov-94 08:49:37 GMT`, with a two-digit year.
+            Some((day, rest)) => {
+                let (month, rest) = rest.split_once('-')?;
+                let (yy, rest) = rest.split_once(' ')?;
+                if yy.len() != 2 {
+                    return None;
+                }
+                let yy: i32 = yy.parse().ok()?;
+                // RFC 9110: a year more than 50 years in the future is the most recent
+                // past year with the same last two digits.
+                let mut year = this_year - this_year.rem_euclid(100) + yy;
+                if year > this_year + 50 {
+                    year -= 100;
+                } else if year + 100 <= this_year + 50 {
+                    year += 100;
+                }
+                time::PrimitiveDateTime::parse(&format!("{day} {month} {year} {rest}"), imf)
+            }
+            None => time::PrimitiveDateTime::parse(rest, imf),
+        }
+    } else {
+        let (_, rest) = value.split_once(' ')?;
+        time::PrimitiveDateTime::parse(rest, asctime)
+    };
+    parsed.ok().map(time::PrimitiveDateTime::assume_utc)
+}
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(seconds) = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        return Some(Duration::from_secs(seconds));
+    if let Some(wait) = retry_after_header(headers) {
+        return Some(wait);
     }
     // PagerDuty: ratelimit-reset, seconds until the window resets.
     if let Some(seconds) = headers
@@ -1024,6 +1089,56 @@ mod tests {
             .try_collect()
             .await;
         assert!(result.unwrap_err().to_string().contains("another host"));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_and_in_every_http_date_form() {
+        let now = time::macros::datetime!(1994-11-06 08:48:37 UTC);
+        let minute = Some(Duration::from_secs(60));
+        for value in [
+            "60",
+            " 60 ",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            // A wrong day name still gives the date's wait.
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(value, now), minute, "{value:?}");
+        }
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a past date asks for no wait"
+        );
+        for value in [
+            "",
+            "-5",
+            "1.5",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sun Nov 6",
+        ] {
+            assert_eq!(parse_retry_after(value, now), None, "{value:?}");
+        }
+        // Two-digit years: the nearest year not more than 50 years ahead.
+        let in_2090 = time::macros::datetime!(2090-01-01 00:00:00 UTC);
+        let wait = |v| parse_retry_after(v, in_2090).map(|d| d.as_secs() / 86_400);
+        assert_eq!(wait("Monday, 01-Jan-01 00:00:00 GMT"), Some(4017)); // 2101
+        assert_eq!(wait("Wednesday, 01-Jan-89 00:00:00 GMT"), Some(0)); // 2089: past
+        let headers: HeaderMap = [(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        )]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            retry_after(&headers),
+            Some(Duration::ZERO),
+            "the client reads the date form too"
+        );
     }
 
     #[test]

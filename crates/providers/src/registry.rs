@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hookbridge_core::{Provider, Secret};
 
@@ -74,15 +74,21 @@ macro_rules! registry {
             Err(ProviderConfigError::UnknownKind { kind: kind.to_owned() })
         }
 
-        /// Builds a provider of `kind` with no secret, for parsing and inspecting deliveries
-        /// whose authenticity is not in question (captured files, stored deliveries). Its
+        /// A provider of `kind` with no secret, for parsing and inspecting deliveries whose
+        /// authenticity is not in question (captured files, stored deliveries). Its
         /// [`verify`](hookbridge_core::Provider::verify) always fails, so it cannot be mistaken
         /// for an endpoint's provider.
+        ///
+        /// Built once per kind and shared: the admin API and the dispatcher call this per
+        /// delivery, and some providers are costly to build (Travis CI's holds an HTTP client,
+        /// about 10 ms of TLS set-up).
         pub fn parser(kind: &str) -> Result<Arc<dyn Provider>, ProviderConfigError> {
             $(
                 #[cfg(feature = $feature)]
                 if kind == crate::$module::KIND.as_str() {
-                    return Ok(Arc::new(crate::$module::$ty::unverified()));
+                    static PARSER: OnceLock<Arc<dyn Provider>> = OnceLock::new();
+                    let parser = PARSER.get_or_init(|| Arc::new(crate::$module::$ty::unverified()));
+                    return Ok(Arc::clone(parser));
                 }
             )*
             Err(ProviderConfigError::UnknownKind { kind: kind.to_owned() })
@@ -143,4 +149,46 @@ pub(crate) fn require_secrets(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookbridge_core::RawDelivery;
+
+    #[test]
+    fn parsers_are_built_once_per_kind_and_never_verify() {
+        for kind in kinds() {
+            let first = parser(kind).unwrap();
+            let again = parser(kind).unwrap();
+            assert!(Arc::ptr_eq(&first, &again), "{kind}: built again");
+            assert_eq!(first.kind().as_str(), *kind);
+            let delivery = RawDelivery::new(*kind, http::HeaderMap::new(), &b"{}"[..]);
+            assert!(
+                first.verify(&delivery).is_err(),
+                "{kind}: a parser verified"
+            );
+        }
+        assert!(matches!(
+            parser("gopher"),
+            Err(ProviderConfigError::UnknownKind { .. })
+        ));
+    }
+
+    #[test]
+    #[cfg(feature = "travis")]
+    fn a_travis_parser_is_cheap_after_the_first() {
+        let _ = parser("travis").unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..1000 {
+            let _ = parser("travis").unwrap();
+        }
+        // Building one costs milliseconds (an HTTP client with TLS roots); 1,000 lookups of
+        // the shared one take microseconds, even in a debug build on a busy machine.
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -1354,3 +1354,348 @@ async fn token_settings_and_configured_bot_login() {
     );
     assert!(!format!("{settings:?}").contains(TOKEN));
 }
+
+#[tokio::test]
+async fn list_issues_pages_by_link_with_since_and_tells_pull_requests_apart() {
+    let mock = MockServer::start().await;
+    let mut pr_issue = issue_json(3, "open");
+    pr_issue["pull_request"] =
+        json!({"url": "https://api.github.com/repos/octo-org/octo-repo/pulls/3"});
+    two_pages(
+        &mock,
+        &repo_path("issues"),
+        "state=all&sort=updated&direction=desc&since=2024-01-02T03:04:05Z&per_page=100",
+        json!([pr_issue, issue_json(2, "closed")]),
+        json!([issue_json(1, "open")]),
+    )
+    .await;
+    let since = time::macros::datetime!(2024-01-02 04:04:05.678 +01:00);
+    let issues: Vec<Issue> = client(&mock)
+        .list_issues(&repo(), PullState::All, Some(since))
+        .try_collect()
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = issues.iter().map(|i| i.number).collect();
+    assert_eq!(numbers, [3, 2, 1]);
+    assert!(issues[0].is_pull_request());
+    assert!(!issues[1].is_pull_request());
+    assert_eq!(issues[1].state_reason, Some(StateReason::NotPlanned));
+    // Without `since`, none is sent.
+    let mock = MockServer::start().await;
+    github_call("GET", &repo_path("issues"))
+        .and(query_param("state", "open"))
+        .and(query_param_is_missing("since"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let none: Vec<Issue> = client(&mock)
+        .list_issues(&repo(), PullState::Open, None)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn requested_reviewers_are_the_users_only() {
+    let mock = MockServer::start().await;
+    // The reference's example, trimmed: users and teams.
+    github_call("GET", &repo_path("pulls/34/requested_reviewers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "users": [
+                {"login": "monalisa", "id": 2918581, "type": "User", "site_admin": false},
+                {"login": "hubot", "id": 1, "type": "User"}
+            ],
+            "teams": [{"id": 1, "slug": "justice-league", "name": "Justice League"}]
+        })))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let users = client(&mock)
+        .requested_reviewers(&repo(), 34)
+        .await
+        .unwrap();
+    let logins: Vec<&str> = users.iter().map(|u| u.login.as_str()).collect();
+    assert_eq!(logins, ["monalisa", "hubot"]);
+    // A pull request that does not exist is a 404, not an empty list.
+    let error = client(&mock)
+        .requested_reviewers(&repo(), 35)
+        .await
+        .unwrap_err();
+    assert!(error.is_not_found(), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook delivery logs and redelivery
+// ---------------------------------------------------------------------------------------------
+
+/// A "List deliveries for a repository webhook" item, as the reference's example.
+fn hook_delivery_json(id: u64, guid: &str, at: &str, status_code: u16, redelivery: bool) -> Value {
+    json!({
+        "id": id, "guid": guid, "delivered_at": at, "redelivery": redelivery,
+        "duration": 0.27, "status": if status_code == 200 { "OK" } else { "failed to connect" },
+        "status_code": status_code, "event": "issues", "action": "opened",
+        "installation_id": null, "repository_id": 1296269,
+        "throttled_at": null
+    })
+}
+
+#[tokio::test]
+async fn hook_deliveries_page_by_cursor_and_redelivery_is_a_post_to_attempts() {
+    let mock = MockServer::start().await;
+    let p = repo_path("hooks/77/deliveries");
+    // GitHub's cursor pagination: the `Link` header names the next page's `cursor`.
+    github_call("GET", &p)
+        .and(query_param("per_page", "100"))
+        .and(query_param("cursor", "v1_12041"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([hook_delivery_json(
+                12040,
+                "0b989ba4-242f-11e5-81e1-c7b6966d2516",
+                "2024-05-12T20:33:44Z",
+                502,
+                false
+            )])),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    github_call("GET", &p)
+        .and(query_param("per_page", "100"))
+        .and(query_param_is_missing("cursor"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([
+                    hook_delivery_json(12042, "58474f00-b361-11eb-836d-0e4f3503ccbe",
+                        "2024-05-12T20:35:00Z", 200, true),
+                    // GitHub sends null for what it does not know.
+                    {"id": 12041, "guid": "58474f00-b361-11eb-836d-0e4f3503ccbe",
+                     "delivered_at": "2024-05-12T20:34:44Z", "redelivery": null,
+                     "status": null, "status_code": null, "event": "issues", "action": null}
+                ]))
+                .insert_header(
+                    "link",
+                    format!(
+                        "<{0}{p}?per_page=100&cursor=v1_12041>; rel=\"next\"",
+                        mock.uri()
+                    )
+                    .as_str(),
+                ),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    github_call("POST", &repo_path("hooks/77/deliveries/12040/attempts"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let github = client(&mock);
+    let hook = HookRef::Repo {
+        repo: repo(),
+        hook_id: 77,
+    };
+    assert_eq!(hook.to_string(), "repository octo-org/octo-repo hook 77");
+    let log: Vec<HookDelivery> = github
+        .list_hook_deliveries(&hook)
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<u64> = log.iter().map(|d| d.id).collect();
+    assert_eq!(ids, [12042, 12041, 12040]);
+    assert!(log[0].redelivery && log[0].succeeded());
+    assert_eq!(
+        log[0].delivered_at,
+        time::macros::datetime!(2024-05-12 20:35:00 UTC)
+    );
+    assert_eq!(log[0].action.as_deref(), Some("opened"));
+    assert_eq!((log[1].status_code, log[1].redelivery), (0, false));
+    assert!(!log[1].succeeded());
+    assert_eq!(log[1].guid, log[0].guid, "a redelivery keeps the GUID");
+    assert!(!log[2].succeeded() && log[2].status == "failed to connect");
+    github.redeliver_hook_delivery(&hook, 12040).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lazy_log_reader_fetches_only_the_pages_it_reads() {
+    let mock = MockServer::start().await;
+    let p = repo_path("hooks/77/deliveries");
+    github_call("GET", &p)
+        .and(query_param_is_missing("cursor"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([hook_delivery_json(
+                    3,
+                    "c",
+                    "2024-05-12T20:35:00Z",
+                    200,
+                    false
+                )]))
+                .insert_header(
+                    "link",
+                    format!(
+                        "<{0}{p}?per_page=100&cursor=v1_3>; rel=\"next\"",
+                        mock.uri()
+                    )
+                    .as_str(),
+                ),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    github_call("GET", &p)
+        .and(query_param("cursor", "v1_3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .mount(&mock)
+        .await;
+    let hook = HookRef::Repo {
+        repo: repo(),
+        hook_id: 77,
+    };
+    let mut log = std::pin::pin!(client(&mock).list_hook_deliveries(&hook));
+    let first = log.try_next().await.unwrap().unwrap();
+    assert_eq!(first.guid, "c");
+    // Dropped here unread: the mock's `expect(0)` checks the second page was never fetched.
+}
+
+#[tokio::test]
+async fn organization_hooks_and_their_log() {
+    let mock = MockServer::start().await;
+    github_call("GET", "/orgs/octo-org/hooks")
+        .and(query_param("per_page", "100"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([hook_json(
+            1,
+            "https://hooks.example.com/hooks/gh-org"
+        )])))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    github_call("GET", "/orgs/octo-org/hooks/1/deliveries")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([hook_delivery_json(
+                9,
+                "g",
+                "2024-05-12T20:35:00Z",
+                504,
+                false
+            )])),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    github_call("POST", "/orgs/octo-org/hooks/1/deliveries/9/attempts")
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let github = client(&mock);
+    let hooks: Vec<Hook> = github
+        .list_org_hooks("octo-org")
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        hooks[0].config.as_ref().and_then(|c| c.url.as_deref()),
+        Some("https://hooks.example.com/hooks/gh-org")
+    );
+    let hook = HookRef::Org {
+        org: "octo-org".into(),
+        hook_id: 1,
+    };
+    let log: Vec<HookDelivery> = github
+        .list_hook_deliveries(&hook)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(log[0].id, 9);
+    github.redeliver_hook_delivery(&hook, 9).await.unwrap();
+    // A hostile organization name is encoded, never a path of its own.
+    let error = github.list_org_hooks("..").try_collect::<Vec<_>>().await;
+    assert!(matches!(error, Err(ApiError::Config { .. })), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_apps_log_is_read_with_the_app_jwt() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/app/hook/deliveries"))
+        .and(query_param("per_page", "100"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([hook_delivery_json(
+                5,
+                "a",
+                "2024-05-12T20:35:00Z",
+                502,
+                false
+            )])),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/hook/deliveries/5/attempts"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let mut settings = GithubClientSettings::new(GithubCredentials::App {
+        app_id: "Iv23liTEST".into(),
+        private_key_pem: Secret::new(PRIVATE_KEY),
+        installation_id: 52068731,
+    });
+    settings.base_url = mock.uri();
+    let app = GithubClient::from_settings(&settings)
+        .unwrap()
+        .as_app()
+        .unwrap();
+    let log: Vec<HookDelivery> = app
+        .list_hook_deliveries(&HookRef::App)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(log[0].guid, "a");
+    app.redeliver_hook_delivery(&HookRef::App, 5).await.unwrap();
+    // No installation token was fetched: both calls carried the app's own JWT.
+    let requests = mock.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        check_jwt(&bearer(request));
+    }
+    // A client with a token cannot act as an app.
+    let error = client(&mock).as_app().unwrap_err();
+    assert!(matches!(error, ApiError::Config { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_refused_redelivery_is_reported_and_not_repeated() {
+    let mock = MockServer::start().await;
+    github_call("POST", &repo_path("hooks/77/deliveries/1/attempts"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Validation Failed", "documentation_url": "https://docs.github.com/rest"})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    github_call("POST", &repo_path("hooks/77/deliveries/2/attempts"))
+        .respond_with(ResponseTemplate::new(502))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let hook = HookRef::Repo {
+        repo: repo(),
+        hook_id: 77,
+    };
+    let github = client(&mock);
+    let error = github.redeliver_hook_delivery(&hook, 1).await.unwrap_err();
+    assert!(
+        matches!(error, ApiError::Validation { status: 422, .. }),
+        "{error}"
+    );
+    // A 5xx may have queued the redelivery: the POST is not sent again.
+    let error = github.redeliver_hook_delivery(&hook, 2).await.unwrap_err();
+    assert!(
+        matches!(error, ApiError::Server { status: 502, .. }),
+        "{error}"
+    );
+}

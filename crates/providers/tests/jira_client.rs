@@ -1758,3 +1758,94 @@ async fn oauth1_verifier_used_above_rejects_a_signature_for_another_request() {
         .unwrap();
     assert_eq!(bad.status(), 404);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Failed webhooks (Cloud)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn failed_webhooks_page_by_failure_time_and_stop_at_a_short_page() {
+    let mock = MockServer::start().await;
+    let p = "/rest/api/3/webhook/failed";
+    // The reference's example: a body may be missing.
+    Mock::given(method("GET"))
+        .and(path(p))
+        .and(header("authorization", BASIC))
+        .and(query_param("maxResults", "2"))
+        .and(query_param("after", "1573000000000"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [
+                {"id": "1", "body": "{\"data\":\"webhook data\"}", "url": "https://example.com",
+                 "failureTime": 1573118132000_i64},
+                {"id": "2", "url": "https://example.com", "failureTime": 1573540473480_i64}
+            ],
+            "maxResults": 2,
+            "next": "https://your-domain.atlassian.net/rest/api/3/webhook/failed?failedAfter=1573540473480&maxResults=2"
+        })))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    // The next page starts after the last failure time of the first; shorter: the last.
+    Mock::given(method("GET"))
+        .and(path(p))
+        .and(query_param("after", "1573540473480"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"id": "3", "body": "{}", "url": "https://example.com/x",
+                        "failureTime": 1573540473999_i64}],
+            "maxResults": 2
+        })))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let jira = cloud(&mock).with_page_size(2);
+    let failed: Vec<_> = jira
+        .failed_webhooks(Some(1573000000000))
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = failed.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["1", "2", "3"]);
+    assert_eq!(
+        failed[0].body.as_deref(),
+        Some("{\"data\":\"webhook data\"}")
+    );
+    assert_eq!(failed[1].body, None);
+    assert_eq!(failed[2].url, "https://example.com/x");
+
+    // From the start: no `after`; a full page whose time does not advance ends the listing.
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(p))
+        .and(query_param_is_missing("after"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"id": "9", "url": "u", "failureTime": 5}], "maxResults": 1})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p))
+        .and(query_param("after", "5"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"id": "9", "url": "u", "failureTime": 5}], "maxResults": 1})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let failed: Vec<_> = cloud(&mock)
+        .with_page_size(1)
+        .failed_webhooks(None)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        failed.len(),
+        2,
+        "the repeated page is read once, then the listing ends"
+    );
+
+    // Data Center has no such API.
+    let error = dc(&mock)
+        .failed_webhooks(None)
+        .try_collect::<Vec<_>>()
+        .await;
+    assert!(matches!(error, Err(ApiError::Config { .. })), "{error:?}");
+}

@@ -934,3 +934,23 @@ async fn a_short_lived_app_token_is_renewed_before_it_expires() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     pagerduty.get_user("PXPGF42").await.unwrap();
 }
+
+#[tokio::test]
+async fn streams_account_log_entries_as_json_across_pages() {
+    let server = MockServer::start().await;
+    mount_log_pages(&server, "/log_entries").await;
+
+    let entries: Vec<Value> = client(&server)
+        .log_entries_json(&log_query())
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<_> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["Q02JTSNZWHSEKV", "Q1R2DLCB21K7NP", "Q3HAGH2MDC1NCY"]);
+    // Fields the typed entry drops are kept.
+    assert_eq!(entries[0]["channel"], json!({"type": "api"}));
+    assert_eq!(
+        entries[2]["event_details"]["description"],
+        "Tasks::SFDCValidator - PD_Data__c - duplicates"
+    );
+}

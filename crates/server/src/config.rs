@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hooks::{ConnectionSection, HookSection};
+use crate::connections::ConnectionSection;
+use crate::hooks::HookSection;
 use hookbridge_core::{EndpointName, Provider, Secret};
+use hookbridge_providers::github::client::InvalidRepo;
 use hookbridge_sync_engine::engine::{
-    Backoff, DeclarativeRule, EngineConfig, RateLimit, Rule, RuleSpec, SelfActor,
+    Backoff, CircuitConfig, DeclarativeRule, EngineConfig, RateLimit, Rule, RuleSpec, SelfActor,
 };
+use hookbridge_sync_engine::heal::{GithubHook, HealSettings, HealTarget};
+use hookbridge_sync_engine::integrations::IntegrationConfig;
 use hookbridge_sync_engine::store::{
     PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
 };
@@ -95,6 +99,49 @@ pub struct ConfigFile {
     /// Webhooks that should be registered at the services (`hookbridge hooks sync`).
     #[serde(default)]
     pub hooks: Vec<HookSection>,
+    /// Built-in integrations (`[[integrations]]`): a `name`, a `kind` and the kind's settings
+    /// (see `hookbridge_sync_engine::integrations`). Kept as TOML until secrets are resolved.
+    #[serde(default)]
+    pub integrations: Vec<toml::Table>,
+    /// Where operational alerts go (dead letters, open circuits).
+    #[serde(default)]
+    pub alerts: AlertsSection,
+}
+
+/// `[alerts]`: a chat sink notified once per episode (not per job) when dead letters
+/// appear and clear, and when a target's circuit opens and closes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// The connection alerts are posted to: one of kind `slack`, `matrix` or `webhook`.
+    /// Without it, nothing is posted (the metrics still say everything).
+    pub target: Option<String>,
+    /// How often dead letters, the oldest unfinished delivery and the circuits are looked
+    /// at (and their gauges refreshed), in milliseconds.
+    #[serde(default = "default_alerts_interval_ms")]
+    pub interval_ms: u64,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        Self {
+            target: None,
+            interval_ms: default_alerts_interval_ms(),
+        }
+    }
+}
+
+fn default_alerts_interval_ms() -> u64 {
+    10_000
+}
+
+/// The checked `[alerts]` section.
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
+    /// The chat connection alerts are posted to, if any.
+    pub target: Option<String>,
+    /// How often the conditions are checked.
+    pub interval: Duration,
 }
 
 /// `[engine]`.
@@ -128,6 +175,20 @@ pub struct EngineSection {
     /// Rate limits by target (a service name, or an HTTP action's host).
     #[serde(default)]
     pub rate_limits: BTreeMap<String, RateLimitSection>,
+    /// Consecutive transient failures of calls to one target that open its circuit: its
+    /// jobs then wait for the cool-down instead of burning their attempts (0: off).
+    #[serde(default = "default_circuit_failures")]
+    pub circuit_failures: u32,
+    /// How long an open circuit pauses its target's jobs before one probe, in seconds.
+    #[serde(default = "default_circuit_cooldown_secs")]
+    pub circuit_cooldown_secs: u64,
+}
+
+fn default_circuit_failures() -> u32 {
+    5
+}
+fn default_circuit_cooldown_secs() -> u64 {
+    60
 }
 
 impl Default for EngineSection {
@@ -214,6 +275,9 @@ pub struct ServerSection {
     /// connections idle that long (keep a load balancer's idle timeout below it).
     #[serde(default = "default_header_timeout")]
     pub header_timeout_secs: u64,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -224,6 +288,7 @@ impl Default for ServerSection {
             body_timeout_secs: default_body_timeout(),
             shutdown_grace_secs: default_shutdown_grace(),
             header_timeout_secs: default_header_timeout(),
+            max_connections: default_max_connections(),
             public_url: None,
         }
     }
@@ -243,6 +308,9 @@ fn default_shutdown_grace() -> u64 {
 }
 fn default_header_timeout() -> u64 {
     30
+}
+fn default_max_connections() -> usize {
+    1024
 }
 
 /// `[store]`.
@@ -429,9 +497,50 @@ pub struct EndpointSection {
     pub secrets: Vec<SecretSource>,
     /// Largest body for this endpoint, in bytes.
     pub max_body_bytes: Option<u64>,
+    /// Healing gaps from the service's delivery log (`heal = { connection = "gh", ... }`);
+    /// never passed to the provider.
+    #[serde(default)]
+    pub heal: Option<HealSection>,
     /// Provider-specific options (e.g. GitHub's `allow_sha1`).
     #[serde(flatten)]
     pub options: toml::Table,
+}
+
+/// `heal = { ... }` of `[endpoints.<name>]`: fetch back what the service logged as failed
+/// (see `hookbridge_sync_engine::heal`). On when it names a connection, unless
+/// `enabled = false`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealSection {
+    /// The connection that reads the service (`[connections.<name>]`, of the endpoint's
+    /// provider kind).
+    pub connection: Option<String>,
+    /// GitHub: the repository whose hook delivers here, `owner/name` (default: the
+    /// `[[hooks]]` declaration of this endpoint).
+    pub repository: Option<String>,
+    /// GitHub: the organization whose hook delivers here.
+    pub org: Option<String>,
+    /// GitHub: the GitHub App's webhook (the connection holds the app's credentials).
+    #[serde(default)]
+    pub app: bool,
+    /// GitHub: the hook's id (default: the repository's or organization's hook whose URL is
+    /// `<server.public_url>/hooks/<endpoint>`).
+    pub hook_id: Option<u64>,
+    /// Seconds between runs (the first is at start-up).
+    #[serde(default = "default_heal_interval_secs")]
+    pub interval_secs: u64,
+    /// The most deliveries asked for (or ingested) per run.
+    #[serde(default = "default_heal_max_per_run")]
+    pub max_per_run: u32,
+    /// `false` turns healing off while keeping the settings.
+    pub enabled: Option<bool>,
+}
+
+fn default_heal_interval_secs() -> u64 {
+    600
+}
+fn default_heal_max_per_run() -> u32 {
+    100
 }
 
 /// Where a secret comes from: a literal string, `{ env = "NAME" }` or `{ file = "path" }`.
@@ -524,6 +633,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Header read (and keep-alive idle) timeout.
     pub header_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
     /// The store.
     pub store: StoreConfig,
     /// Log settings.
@@ -540,14 +651,24 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// API connections by name.
     pub connections: BTreeMap<String, ConnectionSection>,
+    /// Built-in integrations by name, checked for syntax (built with their connections by
+    /// [`crate::services::Services::build`]).
+    pub integrations: Vec<(String, IntegrationConfig)>,
     /// Declared webhooks.
     pub hooks: Vec<HookSection>,
     /// The public URL of this server.
     pub public_url: Option<String>,
+    /// The endpoints' healers' settings (`heal = { ... }`).
+    pub heal: Vec<HealSettings>,
     /// The first (current) secret of each endpoint, to register webhooks with.
     pub endpoint_secrets: BTreeMap<String, Secret>,
     /// Where the configuration came from, for messages.
     pub source: String,
+    /// The circuit breaker per downstream target (`[engine] circuit_failures`,
+    /// `circuit_cooldown_secs`).
+    pub circuit: CircuitConfig,
+    /// Where operational alerts go, and how often their conditions are checked.
+    pub alerts: AlertsConfig,
 }
 
 impl Config {
@@ -633,6 +754,8 @@ impl Config {
                     })?;
             connections.insert(name, connection);
         }
+        crate::connections::check(&connections)?;
+        let integrations = integration_configs(file.integrations, base_dir)?;
         for hook in &file.hooks {
             if !connections.contains_key(&hook.connection) {
                 return Err(ConfigError::Invalid {
@@ -653,12 +776,36 @@ impl Config {
                 message: "[[hooks]] need the URL the services reach this server at".into(),
             });
         }
+        if file.server.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections",
+                message: "must be greater than 0".into(),
+            });
+        }
+        let heal = heal_settings(
+            &file.endpoints,
+            &connections,
+            &file.hooks,
+            file.server.public_url.as_deref(),
+        )?;
         for (name, section) in file.endpoints {
             let endpoint = build_endpoint(&name, section, file.server.max_body_bytes, base_dir)?;
             endpoints.insert(endpoint.name.clone(), endpoint);
         }
         let store = store_config(file.store, base_dir)?;
         let engine = engine_config(&file.engine)?;
+        let circuit = CircuitConfig {
+            failures: file.engine.circuit_failures,
+            cooldown: Duration::from_secs(file.engine.circuit_cooldown_secs),
+        };
+        if circuit.failures > 0 && circuit.cooldown.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "engine.circuit_cooldown_secs",
+                message: "must be greater than 0 (or turn the breaker off: circuit_failures = 0)"
+                    .into(),
+            });
+        }
+        let alerts = alerts_config(&file.alerts, &connections)?;
         let mut rules = Vec::new();
         for (i, table) in file.rules.into_iter().enumerate() {
             let table = resolve_secret_options(table, base_dir).map_err(|message| {
@@ -712,6 +859,7 @@ impl Config {
             body_timeout: Duration::from_secs(file.server.body_timeout_secs),
             shutdown_grace: Duration::from_secs(file.server.shutdown_grace_secs),
             header_timeout: Duration::from_secs(file.server.header_timeout_secs.max(1)),
+            max_connections: file.server.max_connections,
             store,
             log: file.log,
             endpoints,
@@ -720,12 +868,84 @@ impl Config {
             rules,
             admin_token,
             connections,
+            integrations,
             hooks: file.hooks,
             public_url: file.server.public_url,
+            heal,
             endpoint_secrets,
             source: path.map_or_else(|| "(built-in)".to_owned(), |p| p.display().to_string()),
+            circuit,
+            alerts,
         })
     }
+}
+
+/// Reads `[[integrations]]`: each table's `name`, then the rest as its kind's settings.
+fn integration_configs(
+    tables: Vec<toml::Table>,
+    base_dir: &Path,
+) -> Result<Vec<(String, IntegrationConfig)>, ConfigError> {
+    let mut out: Vec<(String, IntegrationConfig)> = Vec::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let at = |message: String| ConfigError::Invalid {
+            key: "integrations",
+            message: format!("integration #{}: {message}", i + 1),
+        };
+        let mut table = resolve_secret_options(table, base_dir).map_err(at)?;
+        let name = match table.remove("name") {
+            Some(toml::Value::String(name)) => name,
+            Some(_) => return Err(at("name must be a string".into())),
+            None => return Err(at("name is missing".into())),
+        };
+        let at = |message: String| ConfigError::Invalid {
+            key: "integrations",
+            message: format!("{name}: {message}"),
+        };
+        if out.iter().any(|(n, _)| n == &name) {
+            return Err(at("two integrations have this name".into()));
+        }
+        let config: IntegrationConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| at(e.message().to_owned()))?;
+        out.push((name, config));
+    }
+    Ok(out)
+}
+
+/// Checks `[alerts]`: its target must be a chat connection.
+fn alerts_config(
+    section: &AlertsSection,
+    connections: &BTreeMap<String, ConnectionSection>,
+) -> Result<AlertsConfig, ConfigError> {
+    if section.interval_ms == 0 {
+        return Err(ConfigError::Invalid {
+            key: "alerts.interval_ms",
+            message: "must be greater than 0".into(),
+        });
+    }
+    if let Some(target) = &section.target {
+        match connections.get(target).map(ConnectionSection::kind) {
+            Some("slack" | "matrix" | "webhook") => {}
+            Some(kind) => {
+                return Err(ConfigError::Invalid {
+                    key: "alerts.target",
+                    message: format!(
+                        "connection {target:?} is of kind {kind}; alerts need a slack, matrix or webhook connection"
+                    ),
+                });
+            }
+            None => {
+                return Err(ConfigError::Invalid {
+                    key: "alerts.target",
+                    message: format!("no connection named {target:?}"),
+                });
+            }
+        }
+    }
+    Ok(AlertsConfig {
+        target: section.target.clone(),
+        interval: Duration::from_millis(section.interval_ms),
+    })
 }
 
 fn engine_config(section: &EngineSection) -> Result<EngineConfig, ConfigError> {
@@ -879,6 +1099,128 @@ fn build_endpoint(
     })
 }
 
+impl Config {
+    /// The endpoints' healers (`heal = { ... }`), built with the connections' clients
+    /// (calling no service). Fails on a setting only a client can check (a Jira Data Center
+    /// connection, an app webhook without app credentials).
+    pub fn build_healers(
+        &self,
+        connections: &hookbridge_sync_engine::integrations::Connections,
+    ) -> Result<hookbridge_sync_engine::heal::Healers, ConfigError> {
+        hookbridge_sync_engine::heal::Healers::build(&self.heal, connections).map_err(|e| {
+            ConfigError::Invalid {
+                key: "endpoints",
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
+/// The healers the endpoints' `heal` tables ask for, checked against the connections.
+fn heal_settings(
+    endpoints: &BTreeMap<String, EndpointSection>,
+    connections: &BTreeMap<String, ConnectionSection>,
+    hooks: &[HookSection],
+    public_url: Option<&str>,
+) -> Result<Vec<HealSettings>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, section) in endpoints {
+        let Some(heal) = &section.heal else {
+            continue;
+        };
+        let fail = |message: String| ConfigError::Endpoint {
+            endpoint: name.clone(),
+            message: format!("heal: {message}"),
+        };
+        if heal.enabled == Some(false) {
+            continue;
+        }
+        let Some(connection) = &heal.connection else {
+            if heal.enabled == Some(true) {
+                return Err(fail("name the connection that reads the service".into()));
+            }
+            continue;
+        };
+        let kind = connections
+            .get(connection)
+            .map(ConnectionSection::kind)
+            .ok_or_else(|| fail(format!("no connection named {connection:?}")))?;
+        let provider = section.provider.as_str();
+        if !matches!(provider, "github" | "jira" | "trello") {
+            return Err(fail(format!(
+                "healing is for github, jira and trello endpoints, not {provider}"
+            )));
+        }
+        if kind != provider {
+            return Err(fail(format!(
+                "connection {connection:?} is a {kind} connection; this is a {provider} endpoint"
+            )));
+        }
+        let github_keys =
+            heal.repository.is_some() || heal.org.is_some() || heal.app || heal.hook_id.is_some();
+        let target = match provider {
+            "github" => {
+                let declared = || {
+                    hooks
+                        .iter()
+                        .find(|h| &h.endpoint == name && &h.connection == connection)
+                        .and_then(|h| h.repository.clone())
+                };
+                let repository = heal
+                    .repository
+                    .clone()
+                    .or_else(|| (heal.org.is_none() && !heal.app).then(declared).flatten());
+                let hook = match (repository, &heal.org, heal.app) {
+                    (Some(repo), None, false) => GithubHook::Repo {
+                        repo: repo.parse().map_err(|e: InvalidRepo| fail(e.to_string()))?,
+                        hook_id: heal.hook_id,
+                    },
+                    (None, Some(org), false) => GithubHook::Org {
+                        org: org.clone(),
+                        hook_id: heal.hook_id,
+                    },
+                    (None, None, true) if heal.hook_id.is_none() => GithubHook::App,
+                    (None, None, true) => {
+                        return Err(fail("an app has one webhook: drop hook_id".into()));
+                    }
+                    (None, None, false) => {
+                        return Err(fail(
+                            "say whose hook: repository = \"owner/name\", org = \"name\" or app = true"
+                                .into(),
+                        ));
+                    }
+                    _ => {
+                        return Err(fail("give one of repository, org and app".into()));
+                    }
+                };
+                HealTarget::Github(hook)
+            }
+            _ if github_keys => {
+                return Err(fail(
+                    "repository, org, app and hook_id are GitHub settings".into(),
+                ));
+            }
+            "jira" => HealTarget::Jira,
+            _ => HealTarget::Trello,
+        };
+        if heal.interval_secs == 0 {
+            return Err(fail("interval_secs must be greater than 0".into()));
+        }
+        if heal.max_per_run == 0 {
+            return Err(fail("max_per_run must be greater than 0".into()));
+        }
+        out.push(HealSettings {
+            endpoint: EndpointName::new(name.as_str()),
+            connection: connection.clone(),
+            target,
+            interval: Duration::from_secs(heal.interval_secs),
+            max_per_run: heal.max_per_run,
+            url: public_url.map(|p| format!("{}/hooks/{name}", p.trim_end_matches('/'))),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -995,5 +1337,188 @@ mod tests {
         let err = parse(broken).unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
         assert!(!err.contains("TOPSECRETVALUE"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod heal_tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [server]
+        public_url = "https://hooks.example.com/"
+        [connections.gh]
+        kind = "github"
+        token = "ghp_x"
+        [connections.jira]
+        kind = "jira"
+        base_url = "https://example.atlassian.net"
+        email = "bot@example.com"
+        token = "t"
+        [connections.trello]
+        kind = "trello"
+        key = "k"
+        token = "t"
+    "#;
+
+    fn parse(endpoints: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("{BASE}\n{endpoints}"),
+            None,
+            Path::new("/etc/hookbridge"),
+        )
+    }
+
+    fn error(endpoints: &str) -> String {
+        parse(endpoints).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn heal_is_on_where_a_connection_is_named_and_never_a_provider_option() {
+        // GitHub's provider refuses unknown options: `heal` reaching it would fail here.
+        let c = parse(
+            r#"
+            [endpoints.gh]
+            provider = "github"
+            secret = "s"
+            heal = { connection = "gh", repository = "octo-org/octo-repo" }
+            [endpoints.jira]
+            provider = "jira"
+            secret = "s"
+            heal = { connection = "jira", interval_secs = 60, max_per_run = 5 }
+            [endpoints.trello]
+            provider = "trello"
+            secret = "s"
+            callback_url = "https://hooks.example.com/hooks/trello"
+            heal = { connection = "trello" }
+            [endpoints.off]
+            provider = "github"
+            secret = "s"
+            heal = { connection = "gh", org = "octo-org", enabled = false }
+            [endpoints.plain]
+            provider = "github"
+            secret = "s"
+            heal = { interval_secs = 60 }
+        "#,
+        )
+        .unwrap();
+        let names: Vec<&str> = c.heal.iter().map(|h| h.endpoint.as_str()).collect();
+        assert_eq!(names, ["gh", "jira", "trello"]);
+        let gh = &c.heal[0];
+        assert!(matches!(
+            &gh.target,
+            HealTarget::Github(GithubHook::Repo { repo, hook_id: None }) if repo.to_string() == "octo-org/octo-repo"
+        ));
+        assert_eq!(
+            gh.url.as_deref(),
+            Some("https://hooks.example.com/hooks/gh")
+        );
+        assert_eq!(
+            (gh.interval, gh.max_per_run),
+            (Duration::from_secs(600), 100)
+        );
+        assert_eq!(
+            (c.heal[1].interval, c.heal[1].max_per_run),
+            (Duration::from_secs(60), 5)
+        );
+        assert!(matches!(c.heal[1].target, HealTarget::Jira));
+        assert!(matches!(c.heal[2].target, HealTarget::Trello));
+    }
+
+    #[test]
+    fn a_github_hook_comes_from_the_table_or_from_hooks() {
+        let c = parse(
+            r#"
+            [endpoints.gh]
+            provider = "github"
+            secret = "s"
+            heal = { connection = "gh" }
+            [endpoints.org]
+            provider = "github"
+            secret = "s"
+            heal = { connection = "gh", org = "octo-org", hook_id = 7 }
+            [endpoints.app]
+            provider = "github"
+            secret = "s"
+            heal = { connection = "gh", app = true }
+            [[hooks]]
+            endpoint = "gh"
+            connection = "gh"
+            repository = "octo-org/from-hooks"
+        "#,
+        )
+        .unwrap();
+        assert!(matches!(
+            &c.heal[1].target,
+            HealTarget::Github(GithubHook::Repo { repo, .. }) if repo.name() == "from-hooks"
+        ));
+        assert!(matches!(
+            &c.heal[2].target,
+            HealTarget::Github(GithubHook::Org { org, hook_id: Some(7) }) if org == "octo-org"
+        ));
+        assert!(matches!(
+            c.heal[0].target,
+            HealTarget::Github(GithubHook::App)
+        ));
+    }
+
+    #[test]
+    fn heal_settings_are_checked() {
+        let gh = |heal: &str| {
+            error(&format!(
+                "[endpoints.gh]\nprovider = \"github\"\nsecret = \"s\"\nheal = {heal}\n"
+            ))
+        };
+        let cases = [
+            (
+                gh(r#"{ connection = "nope", repository = "o/r" }"#),
+                "no connection named \"nope\"",
+            ),
+            (
+                gh(r#"{ connection = "jira", repository = "o/r" }"#),
+                "is a jira connection",
+            ),
+            (gh(r#"{ connection = "gh" }"#), "say whose hook"),
+            (
+                gh(r#"{ connection = "gh", repository = "o/r", org = "o" }"#),
+                "one of repository, org and app",
+            ),
+            (
+                gh(r#"{ connection = "gh", app = true, hook_id = 1 }"#),
+                "drop hook_id",
+            ),
+            (
+                gh(r#"{ connection = "gh", repository = "not a repo" }"#),
+                "invalid GitHub repository",
+            ),
+            (
+                gh(r#"{ connection = "gh", repository = "o/r", interval_secs = 0 }"#),
+                "interval_secs",
+            ),
+            (
+                gh(r#"{ connection = "gh", repository = "o/r", max_per_run = 0 }"#),
+                "max_per_run",
+            ),
+            (
+                gh(r#"{ connection = "gh", repository = "o/r", retries = 3 }"#),
+                "retries",
+            ),
+            (gh(r#"{ enabled = true }"#), "name the connection"),
+            (
+                error(
+                    "[endpoints.j]\nprovider = \"jira\"\nsecret = \"s\"\nheal = { connection = \"jira\", repository = \"o/r\" }\n",
+                ),
+                "GitHub settings",
+            ),
+            (
+                error(
+                    "[endpoints.s]\nprovider = \"slack\"\nsecret = \"s\"\nheal = { connection = \"gh\" }\n",
+                ),
+                "healing is for github, jira and trello",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
     }
 }

@@ -4,140 +4,22 @@
 //! longer declared deleted. Running `sync` twice changes nothing the second time.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
 use hookbridge_core::Secret;
-use hookbridge_providers::api::{ApiError, RetryPolicy};
+use hookbridge_providers::api::ApiError;
+use hookbridge_providers::asana::client::{AsanaClient, WebhookFilter};
 use hookbridge_providers::github::client::{
-    GithubClient, GithubClientSettings, GithubCredentials, HookConfigInput, HookUpdate, NewHook,
-    Repo,
+    GithubClient, HookConfigInput, HookUpdate, NewHook, Repo,
 };
-use hookbridge_providers::trello::auth::TrelloCredentials;
-use hookbridge_providers::trello::client::{DesiredWebhook, TrelloClient, TrelloSettings};
+use hookbridge_providers::jira::client::{
+    DcWebhookSpec, Deployment, JiraClient, JiraTimestamp, WebhookSpec,
+};
+use hookbridge_providers::trello::client::{DesiredWebhook, TrelloClient};
+use hookbridge_sync_engine::integrations::Connections;
 use serde::Deserialize;
 
-/// `[connections.<name>]`: credentials to call a service's API.
-#[derive(Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ConnectionSection {
-    /// GitHub with a token.
-    Github {
-        /// The API base URL (GitHub Enterprise: `https://HOST/api/v3`).
-        #[serde(default = "github_base")]
-        base_url: String,
-        /// A token allowed to administer repository hooks.
-        token: String,
-    },
-    /// Trello with an API key and a user token.
-    Trello {
-        /// The API base URL.
-        #[serde(default = "trello_base")]
-        base_url: String,
-        /// The application key.
-        key: String,
-        /// The user token.
-        token: String,
-    },
-    /// Jira Cloud OAuth 2.0 (3LO) login: `GET /oauth/<name>/login` (see `crate::oauth`).
-    #[serde(rename = "jira-oauth2")]
-    JiraOauth2 {
-        /// The app's client id.
-        client_id: String,
-        /// The app's client secret.
-        client_secret: String,
-        /// The callback URL registered for the app (`.../oauth/<name>/callback`).
-        redirect_url: String,
-        /// Scopes (`offline_access` yields a refresh token).
-        #[serde(default)]
-        scopes: Vec<String>,
-        /// The authorization endpoint (default Atlassian's).
-        auth_url: Option<String>,
-        /// The token endpoint (default Atlassian's).
-        token_url: Option<String>,
-        /// The accessible-resources endpoint (default Atlassian's).
-        resources_url: Option<String>,
-    },
-    /// Jira Data Center OAuth 1.0a (application link) login.
-    #[serde(rename = "jira-oauth1")]
-    JiraOauth1 {
-        /// The Jira base URL, with its context path.
-        base_url: String,
-        /// The application link's consumer key.
-        consumer_key: String,
-        /// The RSA private key, PEM.
-        private_key: String,
-        /// Where Jira sends the user back (`.../oauth/<name>/callback`).
-        redirect_url: String,
-    },
-    /// Asana OAuth 2.0 login (with PKCE).
-    #[serde(rename = "asana-oauth")]
-    AsanaOauth {
-        /// The app's client id.
-        client_id: String,
-        /// The app's client secret.
-        client_secret: String,
-        /// The redirect URL registered for the app (`.../oauth/<name>/callback`).
-        redirect_url: String,
-        /// Scopes (none: the app's default).
-        #[serde(default)]
-        scopes: Vec<String>,
-        /// The authorization endpoint (default Asana's).
-        auth_url: Option<String>,
-        /// The token endpoint (default Asana's).
-        token_url: Option<String>,
-    },
-    /// GitHub OAuth app login (user access tokens).
-    #[serde(rename = "github-oauth")]
-    GithubOauth {
-        /// The OAuth app's client id.
-        client_id: String,
-        /// The OAuth app's client secret.
-        client_secret: String,
-        /// The callback URL registered for the app (`.../oauth/<name>/callback`).
-        redirect_url: String,
-        /// Scopes, e.g. `repo`.
-        #[serde(default)]
-        scopes: Vec<String>,
-        /// The authorization endpoint (default `https://github.com/login/oauth/authorize`).
-        auth_url: Option<String>,
-        /// The token endpoint (default `https://github.com/login/oauth/access_token`).
-        token_url: Option<String>,
-    },
-}
-
-impl ConnectionSection {
-    /// Whether this connection is only an OAuth login (`/oauth/<name>/...`), unusable by
-    /// `hooks sync`.
-    pub fn is_oauth(&self) -> bool {
-        !matches!(
-            self,
-            ConnectionSection::Github { .. } | ConnectionSection::Trello { .. }
-        )
-    }
-}
-
-impl std::fmt::Debug for ConnectionSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectionSection::Github { base_url, .. } => write!(f, "Github({base_url})"),
-            ConnectionSection::Trello { base_url, .. } => write!(f, "Trello({base_url})"),
-            ConnectionSection::JiraOauth2 { client_id, .. } => write!(f, "JiraOauth2({client_id})"),
-            ConnectionSection::JiraOauth1 { base_url, .. } => write!(f, "JiraOauth1({base_url})"),
-            ConnectionSection::AsanaOauth { client_id, .. } => write!(f, "AsanaOauth({client_id})"),
-            ConnectionSection::GithubOauth { client_id, .. } => {
-                write!(f, "GithubOauth({client_id})")
-            }
-        }
-    }
-}
-
-fn github_base() -> String {
-    "https://api.github.com".into()
-}
-fn trello_base() -> String {
-    "https://api.trello.com/1".into()
-}
+pub use crate::connections::ConnectionSection;
 
 /// `[[hooks]]`: a webhook that should exist at a service, delivering to an endpoint.
 #[derive(Clone, Debug, Deserialize)]
@@ -154,8 +36,17 @@ pub struct HookSection {
     pub events: Vec<String>,
     /// Trello: the model (board, list, card) to watch.
     pub model: Option<String>,
-    /// Trello: the webhook's description.
+    /// Trello: the webhook's description; Jira Data Center: the webhook's name.
     pub description: Option<String>,
+    /// Jira: the JQL filter of the issues whose events are sent (required on Cloud).
+    pub jql: Option<String>,
+    /// Asana: the workspace gid (webhooks are listed per workspace).
+    pub workspace: Option<String>,
+    /// Asana: the gid of the project, task or other resource to watch.
+    pub resource: Option<String>,
+    /// Asana: which events are delivered (none: Asana's default, everything).
+    #[serde(default)]
+    pub filters: Vec<WebhookFilter>,
 }
 
 /// What a sync did, or would do with `--dry-run`, for one hook or remote webhook.
@@ -201,20 +92,14 @@ pub struct SyncMode {
 pub struct HookPlan<'a> {
     /// Where `/hooks/<endpoint>` is reachable from the services.
     pub public_url: &'a str,
-    /// Connections by name.
+    /// Connections by name, as configured.
     pub connections: &'a BTreeMap<String, ConnectionSection>,
+    /// The API clients built from them (see [`crate::connections::build`]).
+    pub clients: &'a Connections,
     /// The declared hooks.
     pub hooks: &'a [HookSection],
     /// The secret a service should sign with, by endpoint (GitHub).
     pub secrets: &'a BTreeMap<String, Secret>,
-}
-
-fn settings_retry() -> RetryPolicy {
-    RetryPolicy {
-        attempts: 3,
-        base: Duration::from_millis(200),
-        max_wait: Duration::from_secs(10),
-    }
 }
 
 impl HookPlan<'_> {
@@ -240,16 +125,31 @@ impl HookPlan<'_> {
                     "connection {name}: an OAuth login connection cannot register [[hooks]]"
                 ));
             }
+            let client_error = |e| format!("connection {name}: {e}");
             let result = match connection {
-                ConnectionSection::Github { base_url, token } => {
-                    self.github(base_url, token, &hooks, mode).await
+                ConnectionSection::Github { .. } => {
+                    let client = self.clients.github("hooks", name).map_err(client_error)?;
+                    self.github(&client, &hooks, mode).await
                 }
-                ConnectionSection::Trello {
-                    base_url,
-                    key,
-                    token,
-                } => self.trello(base_url, key, token, &hooks, mode).await,
-                _ => continue,
+                ConnectionSection::Trello { .. } => {
+                    let client = self.clients.trello("hooks", name).map_err(client_error)?;
+                    self.trello(&client, &hooks, mode).await
+                }
+                ConnectionSection::Jira { .. } => {
+                    let client = self.clients.jira("hooks", name).map_err(client_error)?;
+                    self.jira(&client, &hooks, mode).await
+                }
+                ConnectionSection::Asana { .. } => {
+                    let client = self.clients.asana("hooks", name).map_err(client_error)?;
+                    self.asana(&client, &hooks, mode).await
+                }
+                _ if hooks.is_empty() => continue,
+                other => {
+                    return Err(format!(
+                        "connection {name}: [[hooks]] cannot be registered with a {} connection",
+                        other.kind()
+                    ));
+                }
             };
             changes.extend(result.map_err(|e| format!("connection {name}: {e}"))?);
         }
@@ -258,18 +158,10 @@ impl HookPlan<'_> {
 
     async fn github(
         &self,
-        base_url: &str,
-        token: &str,
+        client: &GithubClient,
         hooks: &[&HookSection],
         mode: SyncMode,
     ) -> Result<Vec<Change>, ApiError> {
-        let client = GithubClient::from_settings(&GithubClientSettings {
-            base_url: base_url.to_owned(),
-            credentials: GithubCredentials::Token(Secret::new(token)),
-            bot_login: None,
-            retry: settings_retry(),
-            timeout: Duration::from_secs(30),
-        })?;
         let mut changes = Vec::new();
         let mut repos: BTreeMap<String, Vec<&HookSection>> = BTreeMap::new();
         for hook in hooks {
@@ -362,23 +254,256 @@ impl HookPlan<'_> {
         Ok(changes)
     }
 
-    async fn trello(
+    /// Jira Cloud's dynamic webhooks (an OAuth 2.0 or Connect app's own) are matched by
+    /// URL, JQL and events, and refreshed when they expire within a week (Jira drops them 30
+    /// days after registration or refresh); Data Center's admin webhooks are matched by URL.
+    async fn jira(
         &self,
-        base_url: &str,
-        key: &str,
-        token: &str,
+        client: &JiraClient,
         hooks: &[&HookSection],
         mode: SyncMode,
     ) -> Result<Vec<Change>, ApiError> {
-        let client = TrelloClient::from_settings(TrelloSettings {
-            base_url: base_url.to_owned(),
-            credentials: TrelloCredentials {
-                key: Secret::new(key),
-                token: Secret::new(token),
-            },
-            retry: settings_retry(),
-            timeout: Duration::from_secs(30),
-        })?;
+        let default_events = || {
+            [
+                "jira:issue_created",
+                "jira:issue_updated",
+                "jira:issue_deleted",
+                "comment_created",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        };
+        let events_of = |h: &HookSection| {
+            let mut events = if h.events.is_empty() {
+                default_events()
+            } else {
+                h.events.clone()
+            };
+            events.sort();
+            events
+        };
+        let mut changes = Vec::new();
+        if client.deployment() == Deployment::DataCenter {
+            let remote = client.dc_webhooks().await?;
+            for hook in hooks {
+                let url = self.url(&hook.endpoint);
+                let label = format!("jira {url}");
+                let events = events_of(hook);
+                let found = remote.iter().find(|w| w.url == url);
+                let same = found.is_some_and(|w| {
+                    let mut have = w.events.clone();
+                    have.sort();
+                    have == events && w.enabled != Some(false)
+                });
+                match (found, same) {
+                    (Some(_), true) => changes.push(Change::Unchanged(label)),
+                    (found, _) => {
+                        if !mode.dry_run {
+                            if let Some(id) = found.and_then(|w| w.webhook_id()) {
+                                client.delete_dc_webhook(&id).await?;
+                            }
+                            let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+                            let name = hook
+                                .description
+                                .clone()
+                                .unwrap_or_else(|| format!("hookbridge {}", hook.endpoint));
+                            let spec =
+                                DcWebhookSpec::new(name, url.clone(), &refs, hook.jql.as_deref());
+                            client.register_dc_webhook(&spec).await?;
+                        }
+                        changes.push(if found.is_some() {
+                            Change::Updated(label)
+                        } else {
+                            Change::Created(label)
+                        });
+                    }
+                }
+            }
+            for w in &remote {
+                if !w.url.starts_with(self.public_url.trim_end_matches('/'))
+                    || hooks.iter().any(|h| self.url(&h.endpoint) == w.url)
+                {
+                    continue;
+                }
+                let label = format!("jira {}", w.url);
+                if mode.prune {
+                    if !mode.dry_run
+                        && let Some(id) = w.webhook_id()
+                    {
+                        client.delete_dc_webhook(&id).await?;
+                    }
+                    changes.push(Change::Deleted(label));
+                } else {
+                    changes.push(Change::Unknown(label));
+                }
+            }
+            return Ok(changes);
+        }
+        let remote: Vec<_> = client.webhooks().try_collect().await?;
+        let soon = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+        let mut matched = Vec::new();
+        let mut to_refresh = Vec::new();
+        for hook in hooks {
+            let url = self.url(&hook.endpoint);
+            let Some(jql) = hook.jql.as_deref() else {
+                return Err(ApiError::Config {
+                    service: "jira",
+                    message: format!(
+                        "hook for endpoint {}: Jira Cloud needs `jql`",
+                        hook.endpoint
+                    ),
+                });
+            };
+            let events = events_of(hook);
+            let label = format!("jira [{jql}] -> {url}");
+            let found = remote.iter().find(|w| {
+                let mut have = w.events.clone();
+                have.sort();
+                w.jql_filter == jql && have == events && w.url.as_deref().is_none_or(|u| u == url)
+            });
+            match found {
+                Some(w) => {
+                    matched.push(w.id);
+                    let expiring = match &w.expiration_date {
+                        Some(JiraTimestamp::Millis(ms)) => {
+                            time::OffsetDateTime::from_unix_timestamp_nanos(
+                                i128::from(*ms) * 1_000_000,
+                            )
+                            .is_ok_and(|at| at < soon)
+                        }
+                        Some(JiraTimestamp::Text(text)) => {
+                            hookbridge_providers::jira::events::parse_jira_time(text)
+                                .is_some_and(|at| at < soon)
+                        }
+                        None => false,
+                    };
+                    if expiring {
+                        to_refresh.push(w.id);
+                        changes.push(Change::Updated(format!("{label} (refreshed)")));
+                    } else {
+                        changes.push(Change::Unchanged(label));
+                    }
+                }
+                None => {
+                    if !mode.dry_run {
+                        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+                        let results = client
+                            .register_webhooks(&url, &[WebhookSpec::new(jql, &refs)])
+                            .await?;
+                        if let Some(errors) = results.iter().find(|r| !r.errors.is_empty()) {
+                            return Err(ApiError::Validation {
+                                service: "jira",
+                                status: 400,
+                                message: errors.errors.join("; "),
+                            });
+                        }
+                    }
+                    changes.push(Change::Created(label));
+                }
+            }
+        }
+        if !mode.dry_run && !to_refresh.is_empty() {
+            client.refresh_webhooks(&to_refresh).await?;
+        }
+        let unknown: Vec<_> = remote.iter().filter(|w| !matched.contains(&w.id)).collect();
+        for w in &unknown {
+            let label = format!(
+                "jira [{}] -> {}",
+                w.jql_filter,
+                w.url.as_deref().unwrap_or("(this app)")
+            );
+            changes.push(if mode.prune {
+                Change::Deleted(label)
+            } else {
+                Change::Unknown(label)
+            });
+        }
+        if mode.prune && !mode.dry_run && !unknown.is_empty() {
+            let ids: Vec<u64> = unknown.iter().map(|w| w.id).collect();
+            client.delete_webhooks(&ids).await?;
+        }
+        Ok(changes)
+    }
+
+    /// Asana's webhooks, per workspace; creating one makes Asana send the handshake to the
+    /// running server (which must be reachable at `public_url`) before it answers.
+    async fn asana(
+        &self,
+        client: &AsanaClient,
+        hooks: &[&HookSection],
+        mode: SyncMode,
+    ) -> Result<Vec<Change>, ApiError> {
+        let mut workspaces: BTreeMap<&str, Vec<&HookSection>> = BTreeMap::new();
+        for hook in hooks {
+            let (Some(workspace), Some(_)) = (hook.workspace.as_deref(), hook.resource.as_deref())
+            else {
+                return Err(ApiError::Config {
+                    service: "asana",
+                    message: format!(
+                        "hook for endpoint {}: Asana needs `workspace` and `resource`",
+                        hook.endpoint
+                    ),
+                });
+            };
+            workspaces.entry(workspace).or_default().push(hook);
+        }
+        let public = self.public_url.trim_end_matches('/');
+        let mut changes = Vec::new();
+        for (workspace, declared) in workspaces {
+            let remote: Vec<_> = client.webhooks(workspace, None).try_collect().await?;
+            for hook in &declared {
+                let url = self.url(&hook.endpoint);
+                let resource = hook.resource.as_deref().unwrap_or_default();
+                let label = format!("asana {resource} -> {url}");
+                let found = remote
+                    .iter()
+                    .find(|w| w.target == url && w.resource.gid == resource);
+                match found {
+                    Some(w) if w.active => changes.push(Change::Unchanged(label)),
+                    found => {
+                        if !mode.dry_run {
+                            // An inactive webhook cannot be re-enabled: replace it.
+                            if let Some(w) = found {
+                                client.delete_webhook(&w.gid).await?;
+                            }
+                            client.create_webhook(resource, &url, &hook.filters).await?;
+                        }
+                        changes.push(if found.is_some() {
+                            Change::Updated(label)
+                        } else {
+                            Change::Created(label)
+                        });
+                    }
+                }
+            }
+            for w in &remote {
+                let declared_here = declared.iter().any(|h| {
+                    self.url(&h.endpoint) == w.target
+                        && h.resource.as_deref() == Some(&w.resource.gid)
+                });
+                if !w.target.starts_with(public) || declared_here {
+                    continue;
+                }
+                let label = format!("asana {} -> {}", w.resource.gid, w.target);
+                if mode.prune {
+                    if !mode.dry_run {
+                        client.delete_webhook(&w.gid).await?;
+                    }
+                    changes.push(Change::Deleted(label));
+                } else {
+                    changes.push(Change::Unknown(label));
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn trello(
+        &self,
+        client: &TrelloClient,
+        hooks: &[&HookSection],
+        mode: SyncMode,
+    ) -> Result<Vec<Change>, ApiError> {
         let desired: Vec<DesiredWebhook> = hooks
             .iter()
             .map(|h| {
@@ -393,14 +518,18 @@ impl HookPlan<'_> {
         if mode.dry_run {
             let remote = client.list_webhooks().await?;
             for d in &desired {
-                let label = format!("trello {} -> {}", d.id_model, d.callback_url);
                 match remote
                     .iter()
                     .find(|w| w.callback_url == d.callback_url && w.id_model == d.id_model)
                 {
-                    Some(w) if w.active => changes.push(Change::Unchanged(label)),
-                    Some(_) => changes.push(Change::Updated(label)),
-                    None => changes.push(Change::Created(label)),
+                    // A hook Trello keeps failing to deliver to is the one to look at.
+                    Some(w) if w.is_failing() => changes.push(Change::Failing(trello_label(w))),
+                    Some(w) if w.active => changes.push(Change::Unchanged(trello_label(w))),
+                    Some(w) => changes.push(Change::Updated(trello_label(w))),
+                    None => changes.push(Change::Created(format!(
+                        "trello {} -> {} (missing at Trello)",
+                        d.id_model, d.callback_url
+                    ))),
                 }
             }
             for w in remote
@@ -411,7 +540,7 @@ impl HookPlan<'_> {
                     .iter()
                     .any(|d| d.callback_url == w.callback_url && d.id_model == w.id_model)
                 {
-                    let label = format!("trello {} -> {}", w.id_model, w.callback_url);
+                    let label = trello_label(w);
                     changes.push(if mode.prune {
                         Change::Deleted(label)
                     } else {
@@ -426,21 +555,71 @@ impl HookPlan<'_> {
                 mode.prune && w.callback_url.starts_with(&public)
             })
             .await?;
-        let label = |w: &hookbridge_providers::trello::client::Webhook| {
-            format!("trello {} -> {}", w.id_model, w.callback_url)
-        };
-        changes.extend(report.unchanged.iter().map(|w| Change::Unchanged(label(w))));
-        changes.extend(report.created.iter().map(|w| Change::Created(label(w))));
-        changes.extend(report.reactivated.iter().map(|w| Change::Updated(label(w))));
-        changes.extend(report.deleted.iter().map(|w| Change::Deleted(label(w))));
+        // Failing hooks are reported once, as failing, with their failure count.
+        let failing = |w: &TrelloWebhook| report.failing.iter().any(|f| f.id == w.id);
+        changes.extend(
+            report
+                .unchanged
+                .iter()
+                .filter(|w| !failing(w))
+                .map(|w| Change::Unchanged(trello_label(w))),
+        );
+        changes.extend(
+            report
+                .created
+                .iter()
+                .map(|w| Change::Created(trello_label(w))),
+        );
+        changes.extend(
+            report
+                .reactivated
+                .iter()
+                .map(|w| Change::Updated(trello_label(w))),
+        );
+        changes.extend(
+            report
+                .deleted
+                .iter()
+                .map(|w| Change::Deleted(trello_label(w))),
+        );
         changes.extend(
             report
                 .foreign
                 .iter()
                 .filter(|w| w.callback_url.starts_with(&public))
-                .map(|w| Change::Unknown(label(w))),
+                .map(|w| Change::Unknown(trello_label(w))),
         );
-        changes.extend(report.failing.iter().map(|w| Change::Failing(label(w))));
+        changes.extend(
+            report
+                .failing
+                .iter()
+                .map(|w| Change::Failing(trello_label(w))),
+        );
         Ok(changes)
     }
+}
+
+use hookbridge_providers::trello::client::Webhook as TrelloWebhook;
+
+/// A Trello webhook with its health as Trello reports it: `trello <model> -> <url>
+/// (<health>)`, the health being `healthy`, `inactive`, or the consecutive failures and
+/// since when.
+fn trello_label(w: &TrelloWebhook) -> String {
+    let health = if w.is_failing() {
+        let since = w
+            .first_consecutive_fail_date
+            .as_deref()
+            .map(|d| format!(" since {d}"))
+            .unwrap_or_default();
+        let plural = if w.consecutive_failures == 1 { "" } else { "s" };
+        format!(
+            "{} consecutive failure{plural}{since}",
+            w.consecutive_failures
+        )
+    } else if w.active {
+        "healthy".to_owned()
+    } else {
+        "inactive".to_owned()
+    };
+    format!("trello {} -> {} ({health})", w.id_model, w.callback_url)
 }

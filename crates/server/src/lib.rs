@@ -21,12 +21,15 @@
 
 mod admin;
 pub mod config;
+pub mod connections;
 pub mod hooks;
 mod ingest;
 pub mod metrics;
 pub mod oauth;
 mod serve;
+pub mod services;
 pub mod telemetry;
+pub mod ui;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,6 +59,8 @@ struct Inner {
     engine: Option<Engine>,
     admin_token: Option<hookbridge_core::Secret>,
     oauth: Option<Arc<oauth::OAuth>>,
+    services: Option<Arc<services::Services>>,
+    ui: ui::Ui,
     body_timeout: Duration,
     shutting_down: AtomicBool,
 }
@@ -79,6 +84,8 @@ impl AppState {
                 engine: None,
                 admin_token: None,
                 oauth: None,
+                services: None,
+                ui: ui::Ui::new(ui::UiSettings::default()),
                 body_timeout,
                 shutting_down: AtomicBool::new(false),
             }),
@@ -106,6 +113,38 @@ impl AppState {
             inner.oauth = oauth.map(Arc::new);
         }
         self
+    }
+
+    /// Gives the admin API the configuration's clients and integrations (their operations,
+    /// such as Travis routes). Call before the state is cloned into a router.
+    pub fn with_services(mut self, services: Arc<services::Services>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.services = Some(services);
+        }
+        self
+    }
+
+    /// The configuration's clients and integrations, when given.
+    pub fn services(&self) -> Option<&Arc<services::Services>> {
+        self.inner.services.as_ref()
+    }
+
+    /// Gives the dashboard (`/ui`, on with an admin token) what it shows beyond the store:
+    /// connections and declared hooks, and whether its cookie needs `Secure`. Call before
+    /// the state is cloned into a router.
+    pub fn with_ui(mut self, settings: ui::UiSettings) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.ui = ui::Ui::new(settings);
+        }
+        self
+    }
+
+    pub(crate) fn ui(&self) -> &ui::Ui {
+        &self.inner.ui
+    }
+
+    pub(crate) fn admin_token(&self) -> Option<&hookbridge_core::Secret> {
+        self.inner.admin_token.as_ref()
     }
 
     pub(crate) fn oauth(&self) -> Option<&oauth::OAuth> {
@@ -142,7 +181,8 @@ impl AppState {
 }
 
 /// The HTTP routes: `/hooks/{endpoint}`, `/healthz`, `/readyz` and `/metrics`; `/admin/...`
-/// with an admin token, `/oauth/{connection}/...` with OAuth login connections.
+/// and the dashboard `/ui/...` with an admin token, `/oauth/{connection}/...` with OAuth
+/// login connections.
 pub fn router(state: AppState) -> Router {
     // Install the recorder now rather than on the first scrape, so the first deliveries
     // are counted.
@@ -157,6 +197,11 @@ pub fn router(state: AppState) -> Router {
         .oauth
         .is_some()
         .then(|| oauth::router(state.clone()));
+    let ui = state
+        .inner
+        .admin_token
+        .is_some()
+        .then(|| ui::router(state.clone()));
     let router = Router::new()
         .route("/hooks/{endpoint}", any(ingest::receive))
         .route("/healthz", get(healthz))
@@ -167,8 +212,13 @@ pub fn router(state: AppState) -> Router {
         Some(admin) => router.nest("/admin", admin),
         None => router,
     };
-    match oauth {
+    let router = match oauth {
         Some(oauth) => router.nest("/oauth", oauth),
+        None => router,
+    };
+    // The dashboard signs in with the admin token: without one, /ui does not exist.
+    match ui {
+        Some(ui) => router.merge(ui),
         None => router,
     }
 }

@@ -9,6 +9,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const DELIVERIES_TOTAL: &str = "hookbridge_deliveries_total";
 /// Time from request to answer on the ingest path, by endpoint.
 pub const INGEST_SECONDS: &str = "hookbridge_ingest_duration_seconds";
+/// Age of the oldest delivery still being processed (gauge, refreshed by the monitor).
+pub const OLDEST_UNFINISHED: &str = "hookbridge_oldest_unfinished_seconds";
+/// Dead-lettered jobs (gauge, refreshed by the monitor).
+pub const DEAD_LETTERS: &str = "hookbridge_dead_letters";
+/// Alerts posted or failed, by kind and outcome.
+pub const ALERTS_TOTAL: &str = "hookbridge_alerts_total";
+
+pub mod alerts;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -47,12 +55,60 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 metrics::Unit::Seconds,
                 "Time a rule took to apply."
             );
+            metrics::describe_gauge!(
+                OLDEST_UNFINISHED,
+                metrics::Unit::Seconds,
+                "Age of the oldest delivery not yet processed: undispatched, or with a job pending or running (0: none)."
+            );
+            metrics::describe_gauge!(
+                DEAD_LETTERS,
+                "Dead-lettered jobs: out of attempts or failed for good, waiting for a replay."
+            );
+            metrics::describe_gauge!(
+                "hookbridge_circuit_open",
+                "1 while a downstream target's circuit is open or half open (its jobs are paused), by target."
+            );
+            metrics::describe_counter!(
+                "hookbridge_circuit_opened_total",
+                "Times a target's circuit opened (episodes), by target."
+            );
+            metrics::describe_counter!(
+                "hookbridge_jobs_paused_total",
+                "Jobs put back to wait by an open circuit (the attempt not counted), by rule and target."
+            );
+            metrics::describe_counter!(ALERTS_TOTAL, "Alerts posted (or failed), by kind and outcome.");
             metrics::describe_histogram!(
                 INGEST_SECONDS,
                 metrics::Unit::Seconds,
                 "Time to verify, identify and durably store a delivery."
             );
+            describe_heal_metrics();
             Some(handle)
         })
         .as_ref()
+}
+
+/// The healers' metrics (`hookbridge_sync_engine::heal`).
+fn describe_heal_metrics() {
+    use hookbridge_sync_engine::heal::metric_names as heal;
+    metrics::describe_counter!(
+        heal::MISSING,
+        "Deliveries a service logged that the endpoint's inbox lacked, each counted once, by endpoint."
+    );
+    metrics::describe_counter!(
+        heal::REDELIVERED,
+        "Redeliveries GitHub accepted and Jira failed webhooks ingested by the healers, by endpoint."
+    );
+    metrics::describe_counter!(
+        heal::FAILED,
+        "Redelivery requests that failed and deliveries the healers gave up on, by endpoint."
+    );
+    metrics::describe_counter!(
+        heal::RUNS,
+        "Healer runs, by endpoint and outcome (ok, error)."
+    );
+    metrics::describe_gauge!(
+        heal::HOOK_FAILURES,
+        "Deliveries that failed in a row as the service reports them (Trello), by endpoint and hook."
+    );
 }

@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::config::ConfigError;
-use crate::hooks::ConnectionSection;
+use crate::connections::ConnectionSection;
 
 /// The environment variable holding the token encryption key: 32 bytes, base64.
 pub const TOKEN_KEY_ENV: &str = "HOOKBRIDGE_TOKEN_KEY";
@@ -223,7 +223,7 @@ enum Flow {
         callback: String,
     },
     Asana {
-        app: Box<AsanaOAuthApp>,
+        app: Arc<AsanaOAuthApp>,
         scopes: Vec<String>,
     },
     Github {
@@ -321,7 +321,7 @@ impl OAuth {
                 | ConnectionSection::JiraOauth1 { redirect_url, .. }
                 | ConnectionSection::AsanaOauth { redirect_url, .. }
                 | ConnectionSection::GithubOauth { redirect_url, .. } => redirect_url.as_str(),
-                ConnectionSection::Github { .. } | ConnectionSection::Trello { .. } => "",
+                _ => "",
             };
             // A cookie set for an https callback is never sent over plain HTTP.
             secure.insert(name.clone(), redirect.starts_with("https://"));
@@ -406,7 +406,7 @@ impl OAuth {
                             .map_err(|e| fail(e.to_string()))?;
                     }
                     Flow::Asana {
-                        app: Box::new(app),
+                        app: Arc::new(app),
                         scopes: scopes.clone(),
                     }
                 }
@@ -442,7 +442,7 @@ impl OAuth {
                         http: auth_http().map_err(fail)?,
                     }
                 }
-                ConnectionSection::Github { .. } | ConnectionSection::Trello { .. } => continue,
+                _ => continue,
             };
             flows.insert(name.clone(), flow);
         }
@@ -859,6 +859,229 @@ async fn exchange(
             })
         }
         Flow::Jira1 { .. } => Err("OAuth 1.0a has no code".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored logins as API credentials
+// ---------------------------------------------------------------------------------------------
+
+/// The OAuth logins of a configuration as API credentials: connections with
+/// `login = "<name>"` authenticate with the tokens `/oauth/<name>/callback` stored, loaded on
+/// first use, refreshed before they expire (Jira OAuth 2.0, Asana) with the new tokens
+/// stored again, and reloaded after a 401 (a new login may have replaced them).
+pub struct StoredLogins {
+    oauth: Arc<OAuth>,
+    store: Arc<dyn Store>,
+}
+
+impl StoredLogins {
+    /// The logins of `oauth`, with tokens in `store`.
+    pub fn new(oauth: Arc<OAuth>, store: Arc<dyn Store>) -> Self {
+        Self { oauth, store }
+    }
+}
+
+impl crate::connections::Logins for StoredLogins {
+    fn authenticator(
+        &self,
+        name: &str,
+    ) -> Result<Arc<dyn hookbridge_providers::api::Authenticate>, String> {
+        if !self.oauth.flows.contains_key(name) {
+            return Err(format!("login = {name:?}: not an OAuth login connection"));
+        }
+        Ok(Arc::new(StoredLogin {
+            oauth: self.oauth.clone(),
+            store: self.store.clone(),
+            connection: name.to_owned(),
+            loaded: tokio::sync::Mutex::new(None),
+            check_store: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+}
+
+struct Loaded {
+    auth: Arc<dyn hookbridge_providers::api::Authenticate>,
+    /// The access token `auth` was built from, to notice a new login.
+    access_token: Secret,
+}
+
+struct StoredLogin {
+    oauth: Arc<OAuth>,
+    store: Arc<dyn Store>,
+    connection: String,
+    loaded: tokio::sync::Mutex<Option<Loaded>>,
+    /// Set by a 401: look in the store for tokens newer than those in use.
+    check_store: std::sync::atomic::AtomicBool,
+}
+
+/// Stores tokens a refresh produced, encrypted, so they survive a restart.
+struct PersistToStore {
+    store: Arc<dyn Store>,
+    connection: String,
+    key: TokenKey,
+}
+
+impl PersistToStore {
+    async fn save(&self, record: TokenRecord) -> Result<(), String> {
+        store_token(self.store.as_ref(), &self.connection, &self.key, &record)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl hookbridge_providers::jira::auth::PersistTokens for PersistToStore {
+    async fn persist(
+        &self,
+        tokens: &hookbridge_providers::jira::auth::OAuth2Tokens,
+    ) -> Result<(), String> {
+        self.save(TokenRecord {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: tokens.expires_at,
+            scopes: tokens.scopes.join(" "),
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl hookbridge_providers::asana::auth::TokenListener for PersistToStore {
+    async fn tokens_refreshed(&self, tokens: &hookbridge_providers::asana::auth::TokenSet) {
+        let record = TokenRecord {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: tokens.expires_at,
+            scopes: String::new(),
+        };
+        if let Err(error) = self.save(record).await {
+            tracing::warn!(connection = %self.connection, %error, "cannot store refreshed tokens");
+        }
+    }
+}
+
+impl StoredLogin {
+    fn unauthorized(&self, message: String) -> hookbridge_providers::api::ApiError {
+        hookbridge_providers::api::ApiError::Unauthorized {
+            service: "oauth",
+            message,
+        }
+    }
+
+    fn build(
+        &self,
+        record: TokenRecord,
+    ) -> Result<Arc<dyn hookbridge_providers::api::Authenticate>, hookbridge_providers::api::ApiError>
+    {
+        let persist = Arc::new(PersistToStore {
+            store: self.store.clone(),
+            connection: self.connection.clone(),
+            key: self.oauth.key.clone(),
+        });
+        let Some(flow) = self.oauth.flows.get(&self.connection) else {
+            return Err(self.unauthorized(format!("{} is not a login", self.connection)));
+        };
+        Ok(match flow {
+            Flow::Jira2 { config, http } => {
+                let tokens = hookbridge_providers::jira::auth::OAuth2Tokens {
+                    access_token: record.access_token,
+                    refresh_token: record.refresh_token,
+                    expires_at: record.expires_at,
+                    scopes: record
+                        .scopes
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                };
+                Arc::new(
+                    hookbridge_providers::jira::auth::OAuth2Auth::new(
+                        config.clone(),
+                        http.clone(),
+                        tokens,
+                    )
+                    .with_persist(persist),
+                )
+            }
+            Flow::Jira1 { flow, .. } => {
+                Arc::new(hookbridge_providers::jira::auth::OAuth1Auth::new(
+                    flow.signer().clone(),
+                    record.access_token,
+                ))
+            }
+            Flow::Asana { app, .. } => {
+                let tokens = hookbridge_providers::asana::auth::TokenSet {
+                    access_token: record.access_token,
+                    refresh_token: record.refresh_token,
+                    expires_at: record.expires_at,
+                    user: None,
+                };
+                Arc::new(
+                    hookbridge_providers::asana::auth::AsanaOAuth::new(app.clone(), tokens)
+                        .with_listener(persist),
+                )
+            }
+            Flow::Github { .. } => {
+                Arc::new(hookbridge_providers::api::Auth::Bearer(record.access_token))
+            }
+        })
+    }
+
+    async fn current(
+        &self,
+    ) -> Result<Arc<dyn hookbridge_providers::api::Authenticate>, hookbridge_providers::api::ApiError>
+    {
+        let mut loaded = self.loaded.lock().await;
+        let check = self
+            .check_store
+            .swap(false, std::sync::atomic::Ordering::AcqRel);
+        if loaded.is_none() || check {
+            match load_token(self.store.as_ref(), &self.connection, &self.oauth.key).await {
+                Ok(Some(record)) => {
+                    let same = loaded
+                        .as_ref()
+                        .is_some_and(|l| l.access_token == record.access_token);
+                    if !same {
+                        let access_token = record.access_token.clone();
+                        *loaded = Some(Loaded {
+                            auth: self.build(record)?,
+                            access_token,
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(connection = %self.connection, %error, "cannot load the stored login");
+                }
+            }
+        }
+        match loaded.as_ref() {
+            Some(l) => Ok(l.auth.clone()),
+            None => Err(self.unauthorized(format!(
+                "no login yet: open /oauth/{}/login",
+                self.connection
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl hookbridge_providers::api::Authenticate for StoredLogin {
+    async fn authenticate(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, hookbridge_providers::api::ApiError> {
+        self.current().await?.authenticate(request).await
+    }
+
+    fn invalidate(&self) {
+        if let Ok(loaded) = self.loaded.try_lock()
+            && let Some(l) = loaded.as_ref()
+        {
+            l.auth.invalidate();
+        }
+        self.check_store
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

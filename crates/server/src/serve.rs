@@ -8,7 +8,7 @@ use std::time::Duration;
 use hookbridge_sync_engine::engine::Engine;
 use hookbridge_sync_engine::store::{Store, StoreError};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::{AppState, Config, Endpoint, router};
@@ -57,21 +57,33 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     let endpoints: Vec<_> = config.endpoints.keys().map(|n| n.to_string()).collect();
     prepare_endpoints(store.as_ref(), config.endpoints.values()).await?;
-    let engine = build_engine(&config, store.clone())?;
+    let services = Arc::new(crate::services::Services::build(&config, store.clone())?);
+    let engine = build_engine(&config, store.clone(), &services)?;
     let running = engine.start();
+    let healers = start_healers(&config, store.clone(), &services)?;
+    let monitor = start_monitor(&config, store.clone(), &engine, &services)?;
+    let ui = crate::ui::UiSettings::from_config(&config);
     let state = AppState::new(
         store.clone(),
         config.endpoints.into_values(),
         config.body_timeout,
     )
     .with_admin(Some(engine), config.admin_token)
-    .with_oauth(oauth);
+    .with_oauth(oauth)
+    .with_services(services)
+    .with_ui(ui);
     let (mut refreshers, first_round) = spawn_refreshers(&state);
     let app = router(state.clone());
     wait_ready(&state, first_round).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut server = tokio::spawn(accept_loop(listener, app, stop_rx, config.header_timeout));
+    let mut server = tokio::spawn(accept_loop(
+        listener,
+        app,
+        stop_rx,
+        config.header_timeout,
+        config.max_connections,
+    ));
 
     let shutdown = shutdown_signal();
     tracing::info!(%addr, endpoints = ?endpoints, store = %config.store, "hookbridge ready");
@@ -102,6 +114,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     };
     refreshers.abort_all();
+    healers.shutdown().await;
+    monitor.abort();
     running.shutdown().await;
     store.close().await;
     tracing::info!("hookbridge stopped");
@@ -112,11 +126,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// requests. Served with hyper-util directly rather than `axum::serve`, for the timeout
 /// on reading request headers: without it, a client that sends headers one byte at a time
 /// (slowloris) holds a connection forever.
+///
+/// At most `max_connections` connections are served at once. The loop takes a permit before
+/// it accepts, so beyond the cap new connections wait in the kernel's accept queue (their
+/// clients' connect timeouts apply) instead of being accepted and dropped; each closed
+/// connection lets one more in.
 async fn accept_loop(
     listener: TcpListener,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
     header_timeout: Duration,
+    max_connections: usize,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
@@ -131,7 +151,34 @@ async fn accept_loop(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(
+        max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let mut saturated = false;
     loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                saturated = false;
+                permit
+            }
+            Err(_) => {
+                if !saturated {
+                    // Once per episode, not per waiting connection.
+                    tracing::warn!(
+                        max_connections,
+                        "connection limit reached: new connections wait to be accepted"
+                    );
+                    saturated = true;
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => break,
@@ -155,6 +202,7 @@ async fn accept_loop(
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -163,7 +211,11 @@ async fn accept_loop(
 }
 
 /// The engine of a configuration: its endpoints' providers, its rules and settings.
-pub fn build_engine(config: &Config, store: Arc<dyn Store>) -> Result<Engine, ServeError> {
+pub fn build_engine(
+    config: &Config,
+    store: Arc<dyn Store>,
+    services: &crate::services::Services,
+) -> Result<Engine, ServeError> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -172,13 +224,59 @@ pub fn build_engine(config: &Config, store: Arc<dyn Store>) -> Result<Engine, Se
     for endpoint in config.endpoints.values() {
         builder = builder.endpoint(endpoint.name.clone(), endpoint.provider.clone());
     }
-    for rule in config.build_rules(&http)? {
+    let mut names = std::collections::BTreeSet::new();
+    let integration_rules = services
+        .integrations()
+        .iter()
+        .flat_map(|i| i.rules.iter().cloned());
+    for rule in config
+        .build_rules(&http)?
+        .into_iter()
+        .chain(integration_rules)
+    {
+        if !names.insert(rule.name().to_owned()) {
+            return Err(crate::ConfigError::Invalid {
+                key: "rules",
+                message: format!("two rules are named {:?}", rule.name()),
+            }
+            .into());
+        }
         builder = builder.rule(rule);
     }
+    for integration in services.integrations() {
+        for (endpoint, provider) in &integration.endpoints {
+            builder = builder.endpoint(endpoint.clone(), provider.clone());
+        }
+        for source in &integration.sources {
+            builder = builder.source(source.clone());
+        }
+    }
+    // Rules written in Rust find the configured clients here.
+    builder = builder.clients(
+        hookbridge_sync_engine::engine::Clients::default().with(services.connections().clone()),
+    );
     for (target, limit) in &config.rate_limits {
         builder = builder.rate_limit(target.clone(), *limit);
     }
+    builder = builder.circuit_breaker(config.circuit);
     Ok(builder.build())
+}
+
+/// Starts the operations monitor: the gauges read from the store, and the alerts of
+/// `[alerts]` (see [`crate::metrics::alerts`]).
+fn start_monitor(
+    config: &Config,
+    store: Arc<dyn Store>,
+    engine: &Engine,
+    services: &crate::services::Services,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    crate::metrics::alerts::start(&config.alerts, store, engine.clone(), services).map_err(|e| {
+        crate::ConfigError::Invalid {
+            key: "alerts.target",
+            message: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// Restores the secrets endpoints learned in handshakes.
@@ -279,4 +377,15 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Starts the endpoints' healers (`heal = { ... }`): each runs now, then on its interval,
+/// one instance at a time. See `hookbridge_sync_engine::heal`.
+fn start_healers(
+    config: &Config,
+    store: Arc<dyn Store>,
+    services: &crate::services::Services,
+) -> Result<hookbridge_sync_engine::heal::RunningHealers, ServeError> {
+    let healers = config.build_healers(services.connections())?;
+    Ok(healers.start(store, hookbridge_sync_engine::heal::instance_holder()))
 }

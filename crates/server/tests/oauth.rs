@@ -650,6 +650,42 @@ redirect_url = "http://127.0.0.1:9/oauth/gh-user/callback"
         Err(stderr) => stderr,
     };
     assert!(stderr.contains("32 bytes"), "{stderr}");
+    // check-config says so too, and names a `login` that is not a login connection.
+    let check = |text: &str, key: Option<&str>| {
+        let path = dir.path().join("check.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookbridge"));
+        command
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .env_remove("HOOKBRIDGE_TOKEN_KEY");
+        if let Some(key) = key {
+            command.env("HOOKBRIDGE_TOKEN_KEY", key);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = check(&text, None);
+    assert!(!ok && out.contains("HOOKBRIDGE_TOKEN_KEY"), "{out}");
+    let (ok, out) = check(&text, Some(&key_b64()));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("connection gh-user") && out.contains("kind=github-oauth"),
+        "{out}"
+    );
+    let wrong = format!("{text}\n[connections.gh]\nkind = \"github\"\nlogin = \"nope\"\n");
+    let (ok, out) = check(&wrong, Some(&key_b64()));
+    assert!(
+        !ok && out.contains("login = \"nope\": no such connection"),
+        "{out}"
+    );
     // Without OAuth connections there are no /oauth routes.
     let server = start(&dir.path().join("plain"), &common::config(""), &[]);
     let response = http()
@@ -684,9 +720,11 @@ redirect_url = "http://127.0.0.1:9/oauth/gh-user/callback"
     let config = hookbridge_server::Config::parse(&text, None, Path::new("/tmp")).unwrap();
     assert!(!format!("{config:?}").contains("gh-client-secret"));
     let secrets = Default::default();
+    let clients = hookbridge_sync_engine::integrations::Connections::default();
     let plan = HookPlan {
         public_url: "https://hooks.example.com",
         connections: &config.connections,
+        clients: &clients,
         hooks: &[],
         secrets: &secrets,
     };
@@ -698,6 +736,10 @@ redirect_url = "http://127.0.0.1:9/oauth/gh-user/callback"
         events: vec![],
         model: None,
         description: None,
+        jql: None,
+        workspace: None,
+        resource: None,
+        filters: vec![],
     }];
     let plan = HookPlan {
         hooks: &hooks,
@@ -705,4 +747,129 @@ redirect_url = "http://127.0.0.1:9/oauth/gh-user/callback"
     };
     let error = plan.run(SyncMode::default()).await.unwrap_err();
     assert!(error.contains("OAuth login connection"), "{error}");
+}
+
+/// A connection with `login = "<oauth connection>"` calls the API with the login's stored
+/// tokens: an expired access token is refreshed first, the new pair is stored (encrypted) for
+/// the next process, and without a login the call fails saying where to log in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_connection_refreshes_and_stores_tokens_for_api_clients() {
+    use hookbridge_sync_engine::store::TokenRecord;
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=JIRA-REFRESH-SECRET-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "JIRA-ACCESS-SECRET-2",
+            "refresh_token": "JIRA-REFRESH-SECRET-2",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": "manage:jira-webhook offline_access"
+        })))
+        .expect(1)
+        .mount(&idp)
+        .await;
+    let jira = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ex/jira/cloud-1/rest/api/3/webhook"))
+        .and(header("authorization", "Bearer JIRA-ACCESS-SECRET-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "startAt": 0, "maxResults": 100, "total": 0, "isLast": true, "values": []
+        })))
+        .mount(&jira)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let idp_url = idp.uri();
+    let jira_url = jira.uri();
+    let text = format!(
+        r#"
+[server]
+public_url = "https://hooks.example.com"
+[store]
+path = "data/hookbridge.db"
+[endpoints.jira]
+provider = "jira"
+secret = "jira-webhook-secret"
+[connections.jira-login]
+kind = "jira-oauth2"
+client_id = "jira-client"
+client_secret = "jira-client-secret"
+redirect_url = "http://127.0.0.1:9/oauth/jira-login/callback"
+token_url = "{idp_url}/oauth/token"
+[connections.jira-api]
+kind = "jira"
+base_url = "{jira_url}/ex/jira/cloud-1"
+deployment = "cloud"
+login = "jira-login"
+[[hooks]]
+endpoint = "jira"
+connection = "jira-api"
+jql = "project = SUP"
+"#
+    );
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), &text).unwrap();
+    let cli = || {
+        Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args(["hooks", "list", "--config", "hookbridge.toml"])
+            .current_dir(dir.path())
+            .env("HOOKBRIDGE_TOKEN_KEY", key_b64())
+            .output()
+            .unwrap()
+    };
+    // No login yet.
+    let out = cli();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no login yet: open /oauth/jira-login/login"),
+        "{stderr}"
+    );
+    // A login whose access token has expired.
+    let key = TokenKey::from_base64(&key_b64()).unwrap();
+    let (store, _) = stored(dir.path(), "jira-login").await;
+    hookbridge_server::oauth::store_token(
+        &store,
+        "jira-login",
+        &key,
+        &TokenRecord {
+            access_token: hookbridge_core::Secret::new("JIRA-ACCESS-SECRET-1"),
+            refresh_token: Some(hookbridge_core::Secret::new("JIRA-REFRESH-SECRET-1")),
+            expires_at: Some(time::OffsetDateTime::now_utc() - time::Duration::minutes(5)),
+            scopes: "manage:jira-webhook offline_access".into(),
+        },
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    let out = cli();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("created   jira [project = SUP] -> https://hooks.example.com/hooks/jira"),
+        "{stdout}"
+    );
+    for secret in [
+        "JIRA-ACCESS-SECRET",
+        "JIRA-REFRESH-SECRET",
+        "jira-client-secret",
+    ] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    // The refreshed pair was stored, encrypted, for the next process.
+    let (store, _) = stored(dir.path(), "jira-login").await;
+    let record = load_token(&store, "jira-login", &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.access_token.expose(), b"JIRA-ACCESS-SECRET-2");
+    assert_eq!(
+        record.refresh_token.unwrap().expose(),
+        b"JIRA-REFRESH-SECRET-2"
+    );
+    store.close().await;
+    assert_not_on_disk(dir.path(), "JIRA-ACCESS-SECRET-2");
+    idp.verify().await;
 }

@@ -41,6 +41,9 @@ backoff_base_ms = {base}
 backoff_max_secs = 5
 lease_secs = 2
 poll_interval_ms = 50
+# No circuit breaker: this test measures retry spacing, which an open circuit would replace
+# with its cool-down.
+circuit_failures = 0
 
 [admin]
 token = "{ADMIN}"

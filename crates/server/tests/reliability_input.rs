@@ -699,3 +699,159 @@ async fn json_the_dispatcher_cannot_parse_is_refused_at_ingest() {
     server.terminate();
     assert!(stored_ids(&server).await.is_empty());
 }
+
+/// `[server] max_connections`: with a cap of 4, four idle connections (heads half sent)
+/// take every slot; a fifth client's good delivery waits in the kernel's accept queue,
+/// neither answered nor refused, and is served as soon as one idle connection closes. The
+/// server is responsive afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_and_are_served_when_one_closes() {
+    const CAP: usize = 4;
+    let config = config()
+        .replace(
+            "header_timeout_secs = 2",
+            // Long enough that the idle connections stay for the whole test.
+            &format!("header_timeout_secs = 60\nmax_connections = {CAP}"),
+        )
+        .replace("body_timeout_secs = 2", "body_timeout_secs = 10");
+    assert!(config.contains("max_connections = 4"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &config);
+    let mut idle = Vec::new();
+    for _ in 0..CAP {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .write_all(b"POST /hooks/gh HTTP/1.1\r\nhost: x\r\n")
+            .unwrap();
+        idle.push(stream);
+    }
+    // Let the server accept all four before the fifth arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let client = reqwest::Client::new();
+    let fifth = github_post(
+        &client,
+        &server.url("/hooks/gh"),
+        "ping",
+        "beyond-the-cap",
+        fixture("ping.json"),
+    )
+    .send();
+    let fifth = tokio::spawn(async move { (fifth.await, Instant::now()) });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !fifth.is_finished(),
+        "the fifth connection was served while {CAP} others held every slot: {:?}",
+        fifth.await
+    );
+
+    let closed_at = Instant::now();
+    drop(idle.pop());
+    let (answer, answered_at) = tokio::time::timeout(Duration::from_secs(10), fifth)
+        .await
+        .expect("the fifth connection is served once a slot frees")
+        .unwrap();
+    assert_eq!(answer.unwrap().status(), 202);
+    let waited = answered_at - closed_at;
+    assert!(
+        waited < Duration::from_secs(3),
+        "served {waited:?} after the close"
+    );
+    eprintln!("the fifth connection was served {waited:?} after a slot freed");
+
+    // The three left still hold their slots; one more connection fits, and once they are
+    // gone the server serves many again.
+    let r = github_post(
+        &client,
+        &server.url("/hooks/gh"),
+        "ping",
+        "in-the-freed-slot",
+        fixture("ping.json"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    drop(idle);
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let url = server.url("/hooks/gh");
+        sends.spawn(async move {
+            let client = reqwest::Client::new();
+            github_post(
+                &client,
+                &url,
+                "ping",
+                &format!("after-{i}"),
+                fixture("ping.json"),
+            )
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+        });
+    }
+    let statuses = tokio::time::timeout(Duration::from_secs(20), sends.join_all())
+        .await
+        .expect("20 clients served");
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(202))),
+        "{statuses:?}"
+    );
+    let healthz = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    assert!(server.logs().contains("connection limit reached"));
+    server.terminate();
+    assert_eq!(stored_ids(&server).await.len(), 22);
+}
+
+/// `hookbridge deliveries list | head -1`: a reader that closes the pipe early must not make
+/// the CLI panic. Each command runs with its stdout a pipe whose reader is already closed,
+/// so its first line meets EPIPE; it exits quietly with status 0.
+#[tokio::test]
+async fn the_cli_exits_quietly_when_its_stdout_pipe_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), config()).unwrap();
+    // Deliveries to list, so that `--json` has lines to print too.
+    let store = SqliteStore::open(dir.path().join("data/hookbridge.db"), Default::default())
+        .await
+        .unwrap();
+    for id in ["pipe-1", "pipe-2", "pipe-3"] {
+        store
+            .insert_delivery(hookbridge_sync_engine::store::NewDelivery {
+                endpoint: "gh".into(),
+                provider: "github".into(),
+                delivery_id: id.into(),
+                event_type: "ping".into(),
+                headers: vec![("x-github-event".into(), "ping".into())],
+                body: fixture("ping.json").into(),
+                received_at: OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    for args in [
+        &["check-config", "--config", "hookbridge.toml"][..],
+        &["deliveries", "list", "--config", "hookbridge.toml"][..],
+        &[
+            "deliveries",
+            "list",
+            "--json",
+            "--config",
+            "hookbridge.toml",
+        ][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

@@ -5,4 +5,6 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+pub mod heal;
+pub mod integrations;
 pub mod store;

@@ -131,3 +131,23 @@ async fn two_engines_apply_each_of_1000_deliveries_once() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_events_over_fifty_objects_in_order() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(schema.store().await);
+    engine::ops::thousand_events_over_fifty_objects_in_order(store.clone(), "postgres").await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_pauses_a_failing_target() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(schema.store().await);
+    engine::ops::circuit_breaker_pauses_a_failing_target(store.clone()).await;
+    store.close().await;
+}

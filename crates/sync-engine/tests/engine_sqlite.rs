@@ -37,3 +37,17 @@ scenario!(
     poller_feeds_the_inbox_without_duplicates,
     out_of_order_events_converge,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_events_over_fifty_objects_in_order() {
+    let (_dir, store) = store().await;
+    engine::ops::thousand_events_over_fifty_objects_in_order(store.clone(), "sqlite").await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_pauses_a_failing_target() {
+    let (_dir, store) = store().await;
+    engine::ops::circuit_breaker_pauses_a_failing_target(store.clone()).await;
+    store.close().await;
+}

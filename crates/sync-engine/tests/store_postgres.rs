@@ -137,6 +137,7 @@ fn attempt(number: u32) -> Attempt {
         outcome: "applied".into(),
         error: None,
         actions: Vec::new(),
+        calls: Vec::new(),
     }
 }
 
@@ -565,12 +566,12 @@ async fn the_wake_up_listener_survives_a_lost_connection() {
 }
 
 #[tokio::test]
-async fn worker_dying_on_the_last_attempt_leaves_a_finishable_job() {
+async fn worker_lost_on_the_last_attempt_dead_letters_the_job() {
     let Some(schema) = TestSchema::new() else {
         return;
     };
     let store = schema.store().await;
-    conformance::worker_dying_on_the_last_attempt_leaves_a_finishable_job(&store).await;
+    conformance::worker_lost_on_the_last_attempt_dead_letters_the_job(&store).await;
     store.close().await;
 }
 
@@ -595,4 +596,47 @@ async fn connect_errors_never_show_the_password() {
         );
         eprintln!("{url} -> {err}");
     }
+}
+
+#[tokio::test]
+async fn dashboard_search_buckets_and_oldest_unfinished() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.store().await;
+    conformance::dashboard_search_buckets_and_oldest_unfinished(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_job_that_kills_its_worker_every_time_is_dead_lettered() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.store().await;
+    conformance::a_job_that_kills_its_worker_every_time_is_dead_lettered(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unfinished_replay_selection_pause_and_calls() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = schema.store().await;
+    conformance::unfinished_replay_selection_pause_and_calls(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn state_if_absent_is_won_once() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    // Two pools on one schema: two instances.
+    let a: Arc<dyn Store> = Arc::new(schema.store().await);
+    let b: Arc<dyn Store> = Arc::new(schema.store().await);
+    conformance::state_if_absent_is_won_once(a.clone(), b.clone()).await;
+    a.close().await;
+    b.close().await;
 }

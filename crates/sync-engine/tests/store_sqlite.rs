@@ -156,7 +156,32 @@ async fn notifier_wakes_on_insert() {
 }
 
 #[tokio::test]
-async fn worker_dying_on_the_last_attempt_leaves_a_finishable_job() {
+async fn worker_lost_on_the_last_attempt_dead_letters_the_job() {
     let (_dir, store) = fresh().await;
-    conformance::worker_dying_on_the_last_attempt_leaves_a_finishable_job(&store).await;
+    conformance::worker_lost_on_the_last_attempt_dead_letters_the_job(&store).await;
+}
+
+#[tokio::test]
+async fn dashboard_search_buckets_and_oldest_unfinished() {
+    let (_dir, store) = fresh().await;
+    conformance::dashboard_search_buckets_and_oldest_unfinished(&store).await;
+}
+
+#[tokio::test]
+async fn a_job_that_kills_its_worker_every_time_is_dead_lettered() {
+    let (_dir, store) = fresh().await;
+    conformance::a_job_that_kills_its_worker_every_time_is_dead_lettered(&store).await;
+}
+
+#[tokio::test]
+async fn unfinished_replay_selection_pause_and_calls() {
+    let (_dir, store) = fresh().await;
+    conformance::unfinished_replay_selection_pause_and_calls(&store).await;
+}
+
+#[tokio::test]
+async fn state_if_absent_is_won_once() {
+    let (_dir, store) = fresh().await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    conformance::state_if_absent_is_won_once(store.clone(), store).await;
 }

@@ -1246,6 +1246,228 @@ impl GithubClient {
             .await
             .map(drop)
     }
+
+    // ----- issue listings ------------------------------------------------------------------
+
+    /// `GET /repos/{owner}/{repo}/issues?state=..&sort=updated&direction=desc[&since=..]`,
+    /// every page, most recently updated first
+    /// ([List repository issues](https://docs.github.com/en/rest/issues/issues#list-repository-issues)).
+    /// `since` keeps only issues updated at or after that time. GitHub lists pull requests
+    /// here too: tell them apart with [`Issue::is_pull_request`].
+    pub fn list_issues(
+        &self,
+        repo: &Repo,
+        state: PullState,
+        since: Option<OffsetDateTime>,
+    ) -> impl Stream<Item = Result<Issue, ApiError>> + Send + 'static {
+        let mut call = Call::new(Method::GET, repo.path("issues"))
+            .query("state", &state)
+            .query("sort", "updated")
+            .query("direction", "desc");
+        if let Some(since) = since {
+            // GitHub documents `YYYY-MM-DDTHH:MM:SSZ`: whole seconds, in UTC.
+            let since = since.to_offset(time::UtcOffset::UTC);
+            let text = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                since.year(),
+                u8::from(since.month()),
+                since.day(),
+                since.hour(),
+                since.minute(),
+                since.second()
+            );
+            call = call.query("since", text);
+        }
+        self.pages(call)
+    }
+
+    // ----- review requests -------------------------------------------------------------------
+
+    /// `GET /repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers`: the users whose
+    /// review is requested (teams left out: they cannot be assigned anything)
+    /// ([Get all requested reviewers](https://docs.github.com/en/rest/pulls/review-requests#get-all-requested-reviewers-for-a-pull-request)).
+    pub async fn requested_reviewers(
+        &self,
+        repo: &Repo,
+        number: u64,
+    ) -> Result<Vec<User>, ApiError> {
+        #[derive(Deserialize)]
+        struct Requested {
+            #[serde(default)]
+            users: Vec<User>,
+        }
+        let requested: Requested = self
+            .api
+            .get_json(&repo.path(&format!("pulls/{number}/requested_reviewers")))
+            .await?;
+        Ok(requested.users)
+    }
+
+    // ----- webhook delivery logs (gap healing) ----------------------------------------------
+
+    /// `GET /orgs/{org}/hooks`, every page
+    /// ([List organization webhooks](https://docs.github.com/en/rest/orgs/webhooks#list-organization-webhooks)).
+    /// Needs an organization owner's token (`admin:org_hook`) or an app's "Webhooks"
+    /// organization permission.
+    pub fn list_org_hooks(
+        &self,
+        org: &str,
+    ) -> impl Stream<Item = Result<Hook, ApiError>> + Send + 'static {
+        match segment(org) {
+            Ok(org) => futures_util::future::Either::Right(
+                self.pages(Call::new(Method::GET, format!("orgs/{org}/hooks"))),
+            ),
+            Err(error) => futures_util::future::Either::Left(futures_util::stream::once(
+                async move { Err(error) },
+            )),
+        }
+    }
+
+    /// The delivery log of a webhook, newest first, every page (GitHub keeps 3 days of it,
+    /// 7 on GitHub Enterprise Server): `GET .../deliveries?per_page=100`, then the `Link`
+    /// header's `cursor` pages
+    /// ([repository](https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook),
+    /// [organization](https://docs.github.com/en/rest/orgs/webhooks#list-deliveries-for-an-organization-webhook),
+    /// [app](https://docs.github.com/en/rest/apps/webhooks#list-deliveries-for-an-app-webhook)).
+    /// The stream is lazy: pages are fetched as it is read, so a reader that stops at the
+    /// deliveries it already knows spends no more calls. An app's log needs a client from
+    /// [`GithubClient::as_app`].
+    pub fn list_hook_deliveries(
+        &self,
+        hook: &HookRef,
+    ) -> impl Stream<Item = Result<HookDelivery, ApiError>> + Send + 'static {
+        match hook.path("deliveries") {
+            Ok(path) => {
+                futures_util::future::Either::Right(self.pages(Call::new(Method::GET, path)))
+            }
+            Err(error) => futures_util::future::Either::Left(futures_util::stream::once(
+                async move { Err(error) },
+            )),
+        }
+    }
+
+    /// Asks GitHub to send a logged delivery again (same `X-GitHub-Delivery` GUID, signed
+    /// with the hook's current secret): `POST .../deliveries/{delivery_id}/attempts`, which
+    /// GitHub answers `202 Accepted` before it sends
+    /// ([repository](https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook),
+    /// [organization](https://docs.github.com/en/rest/orgs/webhooks#redeliver-a-delivery-for-an-organization-webhook),
+    /// [app](https://docs.github.com/en/rest/apps/webhooks#redeliver-a-delivery-for-an-app-webhook)).
+    /// Like every `POST`, it is not repeated after a 5xx or a timeout (GitHub may have
+    /// queued it); a 429 is.
+    pub async fn redeliver_hook_delivery(
+        &self,
+        hook: &HookRef,
+        delivery_id: u64,
+    ) -> Result<(), ApiError> {
+        let path = hook.path(&format!("deliveries/{delivery_id}/attempts"))?;
+        self.api.send(Call::new(Method::POST, path)).await.map(drop)
+    }
+
+    /// A client authenticated as the GitHub App itself (a JWT signed with its key), for the
+    /// app-level endpoints such as [`HookRef::App`]'s delivery log. Only for a client built
+    /// with app credentials ([`GithubCredentials::App`]).
+    pub fn as_app(&self) -> Result<GithubClient, ApiError> {
+        let app = self.app.as_ref().ok_or_else(|| {
+            config_error("the app's webhook needs GitHub App credentials (app_id, private_key)")
+        })?;
+        let api = api_builder(self.api.base_url().as_str())?
+            .auth(app.app().clone())
+            .build()?;
+        Ok(GithubClient::new(api))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook delivery logs
+// ---------------------------------------------------------------------------------------------
+
+/// A webhook whose delivery log can be read: a repository's, an organization's, or the
+/// webhook of the GitHub App the client authenticates as.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HookRef {
+    /// A repository webhook.
+    Repo {
+        /// The repository.
+        repo: Repo,
+        /// The hook's id.
+        hook_id: u64,
+    },
+    /// An organization webhook.
+    Org {
+        /// The organization's login.
+        org: String,
+        /// The hook's id.
+        hook_id: u64,
+    },
+    /// The GitHub App's own webhook (use a client from [`GithubClient::as_app`]).
+    App,
+}
+
+impl HookRef {
+    /// The API path of the hook followed by `rest`.
+    fn path(&self, rest: &str) -> Result<String, ApiError> {
+        Ok(match self {
+            HookRef::Repo { repo, hook_id } => repo.path(&format!("hooks/{hook_id}/{rest}")),
+            HookRef::Org { org, hook_id } => {
+                format!("orgs/{}/hooks/{hook_id}/{rest}", segment(org)?)
+            }
+            HookRef::App => format!("app/hook/{rest}"),
+        })
+    }
+}
+
+impl fmt::Display for HookRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookRef::Repo { repo, hook_id } => write!(f, "repository {repo} hook {hook_id}"),
+            HookRef::Org { org, hook_id } => write!(f, "organization {org} hook {hook_id}"),
+            HookRef::App => f.write_str("app hook"),
+        }
+    }
+}
+
+/// One attempt in a webhook's delivery log. A redelivery is a new attempt, with its own
+/// `id` and the `guid` of the delivery it repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookDelivery {
+    /// The attempt's id (what [`GithubClient::redeliver_hook_delivery`] takes).
+    pub id: u64,
+    /// The delivery's GUID: its `X-GitHub-Delivery` header, shared by its redeliveries.
+    pub guid: String,
+    /// When the attempt was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub delivered_at: OffsetDateTime,
+    /// Whether the attempt is a redelivery.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub redelivery: bool,
+    /// Seconds the receiver took to answer.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    /// GitHub's description of the result (`OK`, `failed to connect`, `timed out`, ...).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub status: String,
+    /// The receiver's HTTP status (0 or 5xx when it could not be reached).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub status_code: u16,
+    /// The event (`X-GitHub-Event`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub event: String,
+    /// The payload's `action`, for events that have one.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// The app installation the event belongs to.
+    #[serde(default)]
+    pub installation_id: Option<u64>,
+    /// The repository the event belongs to.
+    #[serde(default)]
+    pub repository_id: Option<u64>,
+}
+
+impl HookDelivery {
+    /// Whether the receiver answered 2xx.
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status_code)
+    }
 }
 
 /// Calls `get` until it succeeds, fails otherwise than with a 404, or `window` has passed,

@@ -752,6 +752,30 @@ struct WebhookPage {
     values: Vec<Webhook>,
 }
 
+/// A webhook Jira Cloud failed to deliver after its retries
+/// ([Get failed webhooks](https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-webhooks/#api-rest-api-3-webhook-failed-get)).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedWebhook {
+    /// The webhook's id: the `X-Atlassian-Webhook-Identifier` it was sent with.
+    pub id: String,
+    /// The payload, as it was sent (absent when Jira no longer has it).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Where it was sent.
+    #[serde(default)]
+    pub url: String,
+    /// When Jira gave up (its last failed retry), in milliseconds since the epoch.
+    pub failure_time: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailedWebhookPage {
+    #[serde(default, deserialize_with = "nullable")]
+    values: Vec<FailedWebhook>,
+}
+
 /// The new expiry of refreshed webhooks.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -1487,6 +1511,51 @@ impl JiraClient {
             .send(Call::new(Method::DELETE, path))
             .await
             .map(drop)
+    }
+
+    // -- failed webhooks: Jira Cloud --------------------------------------------------------
+
+    /// The webhooks Jira Cloud gave up delivering to this app after its retries, oldest
+    /// failure first, every page: `GET /rest/api/{v}/webhook/failed?maxResults=&after=`
+    /// ([Get failed webhooks](https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-webhooks/#api-rest-api-3-webhook-failed-get)).
+    /// `after` (milliseconds since the epoch) keeps failures that happened after it. Jira
+    /// keeps failures for about 72 hours; only apps (Connect, and OAuth 2.0 apps for the
+    /// webhooks they registered) can read them.
+    ///
+    /// Pages follow each other by the last failure time of the page (Jira's `next` link
+    /// names the site's own host, which an OAuth 2.0 client at `api.atlassian.com` must not
+    /// follow); a page shorter than `maxResults` is the last. Jira never splits failures of
+    /// one time across pages, so no failure is skipped.
+    pub fn failed_webhooks(&self, after: Option<i64>) -> JiraStream<FailedWebhook> {
+        if let Err(e) = self.require(Deployment::Cloud, "failed webhooks") {
+            return once_error(e);
+        }
+        let path = self.path("webhook/failed");
+        let size = self.page_size.min(100);
+        let call = move |after: Option<i64>| {
+            let call = Call::new(Method::GET, path.clone()).query("maxResults", size);
+            match after {
+                Some(after) => call.query("after", after),
+                None => call,
+            }
+        };
+        let first = call(after);
+        // The `after` of the page being read: a page whose failures are no later than it
+        // ends the listing (a misbehaving server would otherwise be asked forever).
+        let asked_after = std::sync::atomic::AtomicI64::new(after.unwrap_or(i64::MIN));
+        Box::pin(self.api.paginate(first, move |page: FailedWebhookPage, _| {
+            let last = page.values.iter().map(|w| w.failure_time).max();
+            let next = match last {
+                Some(last)
+                    if page.values.len() as u64 >= u64::from(size)
+                        && last > asked_after.swap(last, std::sync::atomic::Ordering::Relaxed) =>
+                {
+                    Some(call(Some(last)))
+                }
+                _ => None,
+            };
+            Ok((page.values, next))
+        }))
     }
 }
 

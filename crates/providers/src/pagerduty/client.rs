@@ -935,6 +935,17 @@ impl PagerdutyClient {
         }
         call.query("limit", PAGE_LIMIT).query("offset", offset)
     }
+
+    /// `GET /log_entries` like [`log_entries`](Self::log_entries), each entry as the JSON
+    /// PagerDuty sent: for the fields [`LogEntry`] does not model, such as the
+    /// `channel.old_priority` and `channel.new_priority` of a `priority_change_log_entry`.
+    pub fn log_entries_json(
+        &self,
+        query: &LogEntryQuery,
+    ) -> impl Stream<Item = Result<Value, ApiError>> + Send + 'static {
+        let params = query.params();
+        self.offset_stream("log_entries".to_owned(), params, "log_entries")
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Travis CI posts `application/x-www-form-urlencoded` bodies whose `payload` field holds the
-//! JSON document. There is no delivery id header: the dedup key is the build `id` and its
-//! `state` (`<id>:<state>`), so each state change of a build is one delivery and a replayed
-//! notification (Travis signs no timestamp) is recognised as a duplicate.
+//! JSON document. There is no delivery id header: the dedup key is the build `id`, its
+//! `state` and the time the state was reached (`finished_at`, or `started_at` while it
+//! runs): `<id>:<state>[:<time>]`. Each state change of a build is one delivery; a replayed
+//! notification (Travis signs no timestamp header, but the times are inside the signed
+//! payload) is recognised as a duplicate; and a restarted build, which keeps its id, is a new
+//! delivery even when it ends in the same state as its first run.
 
 use hookbridge_core::{DeliveryId, IdentifyError, Identity, RawDelivery};
 use serde::Deserialize;
@@ -106,6 +109,22 @@ pub(crate) fn json_body(delivery: &RawDelivery) -> Result<Vec<u8>, IdentifyError
 struct Key {
     id: u64,
     state: String,
+    #[serde(default)]
+    started_at: Option<serde_json::Value>,
+    #[serde(default)]
+    finished_at: Option<serde_json::Value>,
+}
+
+/// Timestamps are short and made of digits, letters, `-`, `:`, `.` and `+`; anything else
+/// (or a non-string) is left out of the key rather than refused.
+fn time_part(value: Option<&serde_json::Value>) -> Option<&str> {
+    let text = value?.as_str()?;
+    (!text.is_empty()
+        && text.len() <= 40
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'.' | b'+')))
+    .then_some(text)
 }
 
 pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError> {
@@ -128,7 +147,12 @@ pub(crate) fn identify(delivery: &RawDelivery) -> Result<Identity, IdentifyError
         ));
     }
     Ok(Identity {
-        delivery_id: DeliveryId::new(format!("{}:{}", key.id, key.state)),
+        delivery_id: DeliveryId::new(
+            match time_part(key.finished_at.as_ref()).or(time_part(key.started_at.as_ref())) {
+                Some(at) => format!("{}:{}:{at}", key.id, key.state),
+                None => format!("{}:{}", key.id, key.state),
+            },
+        ),
         event_type: "build".to_owned(),
     })
 }
@@ -174,6 +198,42 @@ mod tests {
         .unwrap();
         assert_eq!(id.delivery_id.as_str(), "42:passed");
         assert_eq!(id.event_type, "build");
+    }
+
+    #[test]
+    fn a_restarted_build_is_a_new_delivery_and_a_replay_is_not() {
+        let body = |finished: &str| {
+            let json = format!(
+                r#"{{"id":42,"state":"passed","started_at":"2024-05-17T10:40:19Z","finished_at":{finished}}}"#
+            );
+            let encoded: String = form_urlencoded::byte_serialize(json.as_bytes()).collect();
+            format!("payload={encoded}").into_bytes()
+        };
+        let key = |finished: &str| {
+            identify(&delivery(
+                Some("application/x-www-form-urlencoded"),
+                // The helper takes a 'static body, as the other cases' literals are.
+                Box::leak(body(finished).into_boxed_slice()),
+            ))
+            .unwrap()
+            .delivery_id
+        };
+        let first = key(r#""2024-05-17T10:44:51Z""#);
+        assert_eq!(first.as_str(), "42:passed:2024-05-17T10:44:51Z");
+        assert_eq!(first, key(r#""2024-05-17T10:44:51Z""#), "a replay dedupes");
+        assert_ne!(
+            first,
+            key(r#""2024-05-17T11:02:07Z""#),
+            "a restart does not"
+        );
+        // Still running: the start time; a time that is not one is left out.
+        assert_eq!(key("null").as_str(), "42:passed:2024-05-17T10:40:19Z");
+        let odd = identify(&delivery(
+            Some("application/x-www-form-urlencoded"),
+            b"payload=%7B%22id%22%3A42%2C%22state%22%3A%22passed%22%2C%22finished_at%22%3A%22a%20b%22%7D",
+        ))
+        .unwrap();
+        assert_eq!(odd.delivery_id.as_str(), "42:passed");
     }
 
     #[test]

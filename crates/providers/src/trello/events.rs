@@ -105,6 +105,10 @@ pub struct Card {
     /// Whether the due date is marked complete (present when it changed).
     #[serde(default)]
     pub due_complete: Option<bool>,
+    /// The fields not typed above (`pos`, `idAttachmentCover`, `cover`, ...), as sent: for
+    /// `updateCard`, the new values of such fields. See [`TrelloPayload::field_changes`].
+    #[serde(flatten, default)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A list (a column of a board), as `data.list`, `data.listBefore` or `data.listAfter`.
@@ -119,6 +123,10 @@ pub struct List {
     /// Whether the list is archived (present when it changed).
     #[serde(default)]
     pub closed: Option<bool>,
+    /// The fields not typed above (`pos`, ...), as sent: for `updateList`, the new values
+    /// of such fields.
+    #[serde(flatten, default)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A board, as `data.board`, `data.boardSource` or `data.boardTarget`.
@@ -136,6 +144,10 @@ pub struct Board {
     /// Whether the board is closed (present when it changed).
     #[serde(default)]
     pub closed: Option<bool>,
+    /// The fields not typed above (`desc`, `prefs`, ...), as sent: for `updateBoard`, the
+    /// new values of such fields.
+    #[serde(flatten, default)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A member as an action's `data.member` names it (`addMemberToCard`,
@@ -335,6 +347,181 @@ pub struct TrelloPayload {
     pub webhook: Option<WebhookInfo>,
 }
 
+/// One field an update action changed: its name as Trello spells it, and its value before
+/// and after (the Trello "diff" convention: `data.old` holds the old values, the card, list or
+/// board object the new ones). A field the object no longer carries is `null` after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// The field (`desc`, `due`, `idList`, `pos`, ...).
+    pub field: String,
+    /// Its value before the action.
+    pub old: serde_json::Value,
+    /// Its value after the action.
+    pub new: serde_json::Value,
+}
+
+/// What an `updateCard` action did, by what changed. Trello sends one `updateCard` per
+/// user gesture; when its `old` names several fields, the first case below that applies
+/// wins, and [`TrelloPayload::field_changes`] still lists every field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum CardUpdate {
+    /// Moved from one list to another (`listBefore`/`listAfter`, or `idList` in `old`).
+    MovedBetweenLists {
+        /// The list it left (only the id when Trello did not name it).
+        from: ListRef,
+        /// The list it is in now.
+        to: ListRef,
+    },
+    /// Archived (`closed` became true).
+    Archived,
+    /// Sent back to the board from the archive (`closed` became false).
+    Unarchived,
+    /// Renamed.
+    Renamed {
+        /// The previous title.
+        from: String,
+        /// The new title.
+        to: String,
+    },
+    /// Moved up or down within its list (only `pos` changed).
+    Repositioned {
+        /// The previous position.
+        from: serde_json::Value,
+        /// The new position.
+        to: serde_json::Value,
+    },
+    /// Any other fields (description, due date, cover, ...), with old and new values.
+    Fields(Vec<FieldChange>),
+}
+
+impl CardUpdate {
+    /// A short name of the case: `moved`, `archived`, `unarchived`, `renamed`,
+    /// `repositioned` or `fields`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CardUpdate::MovedBetweenLists { .. } => "moved",
+            CardUpdate::Archived => "archived",
+            CardUpdate::Unarchived => "unarchived",
+            CardUpdate::Renamed { .. } => "renamed",
+            CardUpdate::Repositioned { .. } => "repositioned",
+            CardUpdate::Fields(_) => "fields",
+        }
+    }
+}
+
+/// A list named by an action: its id, and its name when the action carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListRef {
+    /// The list's id.
+    pub id: String,
+    /// The list's name.
+    pub name: Option<String>,
+}
+
+impl TrelloPayload {
+    /// For update actions (`updateCard`, `updateList`, `updateBoard`, and any other action
+    /// with a `data.old`): every changed field with its old and new value, sorted by field.
+    /// The new value is read from the card (for `*Card` actions), list (`*List`) or board
+    /// (`*Board`) of `data`. Empty when the action has no `old`.
+    pub fn field_changes(&self) -> Vec<FieldChange> {
+        let Some(old) = self.action.data.old.as_ref() else {
+            return Vec::new();
+        };
+        let data = &self.action.data;
+        let kind = self.action.kind.as_str();
+        let object = if kind.ends_with("Card") {
+            data.card.as_ref().map(serde_json::to_value)
+        } else if kind.ends_with("List") {
+            data.list.as_ref().map(serde_json::to_value)
+        } else if kind.ends_with("Board") {
+            data.board.as_ref().map(serde_json::to_value)
+        } else {
+            None
+        };
+        let object = object.and_then(Result::ok).unwrap_or_default();
+        let mut changes: Vec<FieldChange> = old
+            .iter()
+            .map(|(field, was)| FieldChange {
+                field: field.clone(),
+                old: was.clone(),
+                new: object.get(field).cloned().unwrap_or_default(),
+            })
+            .collect();
+        changes.sort_by(|a, b| a.field.cmp(&b.field));
+        changes
+    }
+
+    /// For `updateCard`: what changed, typed (see [`CardUpdate`]). None for other actions
+    /// and for an `updateCard` that names no change.
+    ///
+    /// ```
+    /// use hookbridge_providers::trello::events::{CardUpdate, TrelloEvent};
+    /// let json = br#"{"action":{"id":"a1","type":"updateCard","date":"2024-05-17T09:21:03Z",
+    ///   "data":{"card":{"id":"c1","name":"Fix login","closed":true},"old":{"closed":false}}}}"#;
+    /// let event = TrelloEvent::from_json(json).unwrap();
+    /// assert_eq!(event.payload().unwrap().card_update(), Some(CardUpdate::Archived));
+    /// ```
+    pub fn card_update(&self) -> Option<CardUpdate> {
+        if self.action.kind != ActionType::UpdateCard {
+            return None;
+        }
+        let data = &self.action.data;
+        let old = data.old.as_ref()?;
+        let card = data.card.as_ref();
+        let list_ref = |list: &List| ListRef {
+            id: list.id.clone(),
+            name: list.name.clone(),
+        };
+        match (&data.list_before, &data.list_after) {
+            (Some(before), Some(after)) => {
+                return Some(CardUpdate::MovedBetweenLists {
+                    from: list_ref(before),
+                    to: list_ref(after),
+                });
+            }
+            _ => {
+                if let Some(from) = old.get("idList").and_then(serde_json::Value::as_str) {
+                    let to = card.and_then(|c| c.id_list.clone()).unwrap_or_default();
+                    return Some(CardUpdate::MovedBetweenLists {
+                        from: ListRef {
+                            id: from.to_owned(),
+                            name: None,
+                        },
+                        to: ListRef { id: to, name: None },
+                    });
+                }
+            }
+        }
+        // The new value when the card carries it; otherwise the opposite of the old one.
+        if let Some(closed) = old.get("closed").and_then(|was| {
+            card.and_then(|c| c.closed)
+                .or_else(|| was.as_bool().map(|b| !b))
+        }) {
+            return Some(if closed {
+                CardUpdate::Archived
+            } else {
+                CardUpdate::Unarchived
+            });
+        }
+        if let Some(was) = old.get("name") {
+            return Some(CardUpdate::Renamed {
+                from: was.as_str().unwrap_or_default().to_owned(),
+                to: card.and_then(|c| c.name.clone()).unwrap_or_default(),
+            });
+        }
+        let changes = self.field_changes();
+        match changes.as_slice() {
+            [] => None,
+            [only] if only.field == "pos" => Some(CardUpdate::Repositioned {
+                from: only.old.clone(),
+                to: only.new.clone(),
+            }),
+            _ => Some(CardUpdate::Fields(changes)),
+        }
+    }
+}
+
 /// A delivery whose envelope does not fit the typed shape, kept whole.
 #[derive(Debug, Clone, Serialize)]
 pub struct UntypedEvent {
@@ -404,6 +591,11 @@ impl TrelloEvent {
         }
     }
 
+    /// For `updateCard`: what changed, typed; see [`TrelloPayload::card_update`].
+    pub fn card_update(&self) -> Option<CardUpdate> {
+        self.payload().and_then(TrelloPayload::card_update)
+    }
+
     /// The action's type; None for untyped deliveries.
     pub fn action_type(&self) -> Option<&ActionType> {
         self.payload().map(|p| &p.action.kind)
@@ -457,5 +649,161 @@ impl TrelloEvent {
     /// untyped deliveries.
     pub fn updated_at(&self) -> Option<OffsetDateTime> {
         self.payload().map(|p| p.action.date)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(data: serde_json::Value) -> TrelloPayload {
+        serde_json::from_value(serde_json::json!({
+            "action": {"id": "a1", "type": "updateCard", "date": "2024-05-17T09:21:03Z", "data": data}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn moved_between_lists_from_the_sample() {
+        let json = include_bytes!("../../samples/trello/updateCard.json");
+        let event = TrelloEvent::from_json(json).unwrap();
+        assert_eq!(
+            event.card_update(),
+            Some(CardUpdate::MovedBetweenLists {
+                from: ListRef {
+                    id: "65e9a0b1c2d3e4f5a6b7c100".into(),
+                    name: Some("To Do".into())
+                },
+                to: ListRef {
+                    id: "65e9a0b1c2d3e4f5a6b7c101".into(),
+                    name: Some("Doing".into())
+                },
+            })
+        );
+        let changes = event.payload().unwrap().field_changes();
+        assert_eq!(
+            changes,
+            [FieldChange {
+                field: "idList".into(),
+                old: "65e9a0b1c2d3e4f5a6b7c100".into(),
+                new: "65e9a0b1c2d3e4f5a6b7c101".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn moved_by_id_only() {
+        let p = update(
+            serde_json::json!({"card": {"id": "c", "idList": "L2"}, "old": {"idList": "L1"}}),
+        );
+        assert_eq!(
+            p.card_update(),
+            Some(CardUpdate::MovedBetweenLists {
+                from: ListRef {
+                    id: "L1".into(),
+                    name: None
+                },
+                to: ListRef {
+                    id: "L2".into(),
+                    name: None
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn archived_and_unarchived() {
+        let p = update(
+            serde_json::json!({"card": {"id": "c", "closed": true}, "old": {"closed": false}}),
+        );
+        assert_eq!(p.card_update(), Some(CardUpdate::Archived));
+        let p = update(
+            serde_json::json!({"card": {"id": "c", "closed": false}, "old": {"closed": true}}),
+        );
+        assert_eq!(p.card_update(), Some(CardUpdate::Unarchived));
+        // Without the new value, the opposite of the old one.
+        let p = update(serde_json::json!({"card": {"id": "c"}, "old": {"closed": true}}));
+        assert_eq!(p.card_update(), Some(CardUpdate::Unarchived));
+        assert_eq!(p.card_update().unwrap().name(), "unarchived");
+    }
+
+    #[test]
+    fn renamed_repositioned_and_other_fields() {
+        let p =
+            update(serde_json::json!({"card": {"id": "c", "name": "New"}, "old": {"name": "Old"}}));
+        assert_eq!(
+            p.card_update(),
+            Some(CardUpdate::Renamed {
+                from: "Old".into(),
+                to: "New".into()
+            })
+        );
+        let p =
+            update(serde_json::json!({"card": {"id": "c", "pos": 2048.5}, "old": {"pos": 16384}}));
+        assert_eq!(
+            p.card_update(),
+            Some(CardUpdate::Repositioned {
+                from: 16384.into(),
+                to: 2048.5.into()
+            })
+        );
+        let p = update(serde_json::json!({
+            "card": {"id": "c", "desc": "now", "due": null, "idAttachmentCover": "x9"},
+            "old": {"desc": "before", "due": "2024-06-01T10:00:00.000Z", "idAttachmentCover": null}
+        }));
+        let Some(CardUpdate::Fields(changes)) = p.card_update() else {
+            panic!("{:?}", p.card_update())
+        };
+        let summary: Vec<_> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.old.clone(), c.new.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("desc", "before".into(), "now".into()),
+                (
+                    "due",
+                    "2024-06-01T10:00:00.000Z".into(),
+                    serde_json::Value::Null
+                ),
+                ("idAttachmentCover", serde_json::Value::Null, "x9".into()),
+            ]
+        );
+        // Another action type, or no `old`: no card update.
+        assert_eq!(
+            update(serde_json::json!({"card": {"id": "c"}})).card_update(),
+            None
+        );
+        let mut created = update(serde_json::json!({"card": {"id": "c"}, "old": {"name": "x"}}));
+        created.action.kind = ActionType::CreateCard;
+        assert_eq!(created.card_update(), None);
+    }
+
+    #[test]
+    fn list_and_board_updates_diff_their_own_object() {
+        let p: TrelloPayload = serde_json::from_value(serde_json::json!({
+            "action": {"id": "a", "type": "updateList", "date": "2024-05-17T09:21:03Z",
+                "data": {"list": {"id": "L", "name": "Done", "pos": 7}, "old": {"name": "Finished", "pos": 3}}}
+        }))
+        .unwrap();
+        let changes = p.field_changes();
+        assert_eq!(
+            changes[0],
+            FieldChange {
+                field: "name".into(),
+                old: "Finished".into(),
+                new: "Done".into()
+            }
+        );
+        assert_eq!(
+            changes[1],
+            FieldChange {
+                field: "pos".into(),
+                old: 3.into(),
+                new: 7.into()
+            }
+        );
+        assert_eq!(p.card_update(), None);
     }
 }

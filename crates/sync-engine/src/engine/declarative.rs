@@ -17,7 +17,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use hookbridge_core::{Event, RuleError, RuleOutcome, SyncRule};
@@ -410,8 +409,8 @@ impl SyncRule<RuleContext> for DeclarativeRule {
                 body,
                 target,
             } => {
-                let url = renderer.render(url, false);
-                let parsed = reqwest::Url::parse(&url).map_err(|e| RuleError::Permanent {
+                let rendered = renderer.render(url, false);
+                let parsed = reqwest::Url::parse(&rendered).map_err(|e| RuleError::Permanent {
                     message: format!("the rendered URL is invalid: {e}"),
                 })?;
                 let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
@@ -437,12 +436,7 @@ impl SyncRule<RuleContext> for DeclarativeRule {
                 let target = target
                     .clone()
                     .unwrap_or_else(|| parsed.host_str().unwrap_or("http").to_owned());
-                // The path only: query strings often carry tokens.
-                let description = format!(
-                    "{method} {}{}",
-                    parsed.host_str().unwrap_or(""),
-                    parsed.path()
-                );
+                let description = describe_http(&method, url, &renderer, &parsed);
                 (request, target, description)
             }
             ActionSpec::Slack { webhook_url, text } => {
@@ -458,16 +452,154 @@ impl SyncRule<RuleContext> for DeclarativeRule {
                 )
             }
         };
-        ctx.perform(&target, description, async move {
+        ctx.perform_call(described_call(&target, &description), async move {
             let response = request.send().await.map_err(|e| RuleError::Transient {
                 message: format!("request failed: {}", e.without_url()),
                 retry_after: None,
             })?;
+            super::report_status(response.status().as_u16());
             classify(response.status(), response.headers())
         })
         .await?;
         Ok(RuleOutcome::Applied { actions: vec![] })
     }
+}
+
+/// The recorded call of an action, from its description: an `http` action's is
+/// `METHOD host/path` as [`describe_http`] shows it (so never more of the URL than that), a
+/// Slack action's says what it posts.
+fn described_call(service: &str, description: &str) -> super::Call {
+    match description.split_once(' ') {
+        Some((method, url))
+            if !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()) =>
+        {
+            super::Call::new(service, method, url, description)
+        }
+        _ => super::Call::new(service, "POST", "", description),
+    }
+}
+
+/// Hosts whose URL paths are credentials (incoming webhooks): their path is never shown.
+const SECRET_PATH_HOSTS: &[&str] = &[
+    "hooks.slack.com",
+    "hooks.zapier.com",
+    "discord.com",
+    "discordapp.com",
+    "outlook.office.com",
+];
+
+/// How an `http` action is recorded in attempts and dry runs (admin API, `jobs show`,
+/// `rules dry-run`): method, host and path. Never the query, user info or fragment, which
+/// often carry tokens; and the path only in part, since a URL from a secret
+/// (`url = { env = "..." }`) is often a webhook URL whose path is the credential. Path
+/// segments rendered from the event (`{{ ... }}`) are shown; a literal segment is shown
+/// unless it looks like a credential; on incoming-webhook hosts (Slack, ...) no segment is.
+fn describe_http(
+    method: &reqwest::Method,
+    template: &str,
+    renderer: &Renderer<'_>,
+    url: &reqwest::Url,
+) -> String {
+    const HIDDEN: &str = "\u{2026}";
+    let host = url.host_str().unwrap_or("");
+    let secret_host = SECRET_PATH_HOSTS.contains(&host) || host.ends_with(".webhook.office.com");
+    if secret_host {
+        return format!("{method} {host}/{HIDDEN}");
+    }
+    let segments: Vec<String> = match template_path_segments(template) {
+        Some(segments) => segments
+            .into_iter()
+            .map(|segment| {
+                let literal_parts = literal_parts(segment);
+                if literal_parts.iter().any(|part| looks_like_credential(part)) {
+                    HIDDEN.to_owned()
+                } else if literal_parts.len() == 1 && literal_parts[0] == segment {
+                    segment.to_owned()
+                } else {
+                    renderer.render(segment, false)
+                }
+            })
+            .collect(),
+        // The scheme, host and path all come from one expression: the event's data.
+        None => url
+            .path_segments()
+            .into_iter()
+            .flatten()
+            .map(|segment| {
+                if looks_like_credential(segment) {
+                    HIDDEN.to_owned()
+                } else {
+                    segment.to_owned()
+                }
+            })
+            .collect(),
+    };
+    format!("{method} {host}/{}", segments.join("/"))
+}
+
+/// `template` with the bytes inside `{{ ... }}` replaced by `x`: delimiters (`/`, `?`) in
+/// the result are the template's own, not a JSON pointer's, at the same byte offsets.
+fn mask_expressions(template: &str) -> Vec<u8> {
+    let mut masked = template.as_bytes().to_vec();
+    let mut from = 0;
+    while let Some(start) = template[from..].find("{{").map(|i| from + i) {
+        let end = template[start..]
+            .find("}}")
+            .map_or(template.len(), |i| start + i + 2);
+        masked[start..end].fill(b'x');
+        from = end;
+    }
+    masked
+}
+
+/// The path segments of a URL template (without the query and fragment), or `None` if its
+/// path cannot be told before rendering (no literal `scheme://`).
+fn template_path_segments(template: &str) -> Option<Vec<&str>> {
+    let masked = mask_expressions(template);
+    let find = |from: usize, pred: &dyn Fn(u8) -> bool| {
+        masked[from..]
+            .iter()
+            .position(|b| pred(*b))
+            .map(|i| from + i)
+    };
+    let authority = masked.windows(3).position(|w| w == b"://")? + 3;
+    let Some(path_start) =
+        find(authority, &|b| matches!(b, b'/' | b'?' | b'#')).filter(|at| masked[*at] == b'/')
+    else {
+        return Some(Vec::new());
+    };
+    let path_end = find(path_start, &|b| matches!(b, b'?' | b'#')).unwrap_or(masked.len());
+    let mut segments = Vec::new();
+    let mut start = path_start + 1;
+    while let Some(slash) = find(start, &|b| b == b'/').filter(|at| *at < path_end) {
+        segments.push(&template[start..slash]);
+        start = slash + 1;
+    }
+    segments.push(&template[start..path_end]);
+    Some(segments)
+}
+
+/// The literal text of a template segment, between its expressions.
+fn literal_parts(segment: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = segment;
+    while let Some(start) = rest.find("{{") {
+        parts.push(&rest[..start]);
+        rest = rest[start..]
+            .find("}}")
+            .map_or("", |end| &rest[start + end + 2..]);
+    }
+    parts.push(rest);
+    parts
+}
+
+/// Whether a literal path segment looks like a token rather than a word: long, or mixing
+/// letters and digits (`T0123ABC`, a UUID, `rule-path-0c1d2e`). `v1`, `api`, `issues`,
+/// `2024-11-06` are shown.
+fn looks_like_credential(segment: &str) -> bool {
+    let has = |pred: fn(&u8) -> bool| segment.as_bytes().iter().any(pred);
+    segment.len() > 20
+        || (segment.len() >= 8 && has(u8::is_ascii_digit) && has(u8::is_ascii_alphabetic))
 }
 
 /// Maps an HTTP answer to the engine's retry semantics.
@@ -478,11 +610,8 @@ pub(crate) fn classify(
     if status.is_success() {
         return Ok(());
     }
-    let retry_after = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    // Seconds or an HTTP date, read as the providers' API clients read it.
+    let retry_after = hookbridge_providers::api::retry_after_header(headers);
     if status.is_server_error()
         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
         || status == reqwest::StatusCode::REQUEST_TIMEOUT
@@ -561,6 +690,117 @@ mod tests {
             r.render("{{ event.name }}/{{ event.provider }}", false),
             "incident.triggered/pagerduty"
         );
+    }
+
+    #[test]
+    fn http_actions_are_described_without_credentials() {
+        let e = event(serde_json::json!({"data": {
+            "id": "Q1",
+            "key": "PROJ-123",
+            "path": "a/b",
+            "url": "https://y.example/items/0c1d2e3f4a5b?k=1",
+        }}));
+        let maps = BTreeMap::new();
+        let r = Renderer::new(&e, &maps);
+        let describe = |template: &str| {
+            let url = reqwest::Url::parse(&r.render(template, false)).unwrap();
+            describe_http(&reqwest::Method::POST, template, &r, &url)
+        };
+        let cases = [
+            // A literal token-like segment, e.g. a whole URL from `{ env = "..." }`.
+            (
+                "http://127.0.0.1:9/hook/rule-path-secret-0c1d2e",
+                "POST 127.0.0.1/hook/\u{2026}",
+            ),
+            (
+                "https://hooks.slack.com/services/T0123/B0456/abcdef",
+                "POST hooks.slack.com/\u{2026}",
+            ),
+            (
+                "https://hooks.slack.com/services/{{ /data/id }}",
+                "POST hooks.slack.com/\u{2026}",
+            ),
+            (
+                "https://acme.webhook.office.com/webhookb2/x",
+                "POST acme.webhook.office.com/\u{2026}",
+            ),
+            // Segments from the event are shown; the query, fragment and user info never.
+            (
+                "https://api.example.com/rest/api/3/issue/{{ /data/key }}/comment?token=s3cr3t0query#f",
+                "POST api.example.com/rest/api/3/issue/PROJ-123/comment",
+            ),
+            (
+                "https://me:pa55word0x@x.example/v1/{{ /data/id }}-x",
+                "POST x.example/v1/Q1-x",
+            ),
+            (
+                "https://x.example/{{ /data/path }}/a0b1c2d3e4f5",
+                "POST x.example/a/b/\u{2026}",
+            ),
+            (
+                "https://x.example/{{ /data/id }}abcdefgh12345678",
+                "POST x.example/\u{2026}",
+            ),
+            (
+                "https://x.example/a{{ /data/id }}b/c?next=/y/0c1d2e3f4a5b",
+                "POST x.example/aQ1b/c",
+            ),
+            ("https://x.example", "POST x.example/"),
+            ("https://x.example?k=0c1d2e3f4a5b", "POST x.example/"),
+            // The whole URL from the event: its segments are judged one by one.
+            ("{{ /data/url }}", "POST y.example/items/\u{2026}"),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(describe(template), expected, "{template}");
+        }
+        assert!(looks_like_credential(
+            "550e8400-e29b-41d4-a716-446655440000"
+        ));
+        assert!(looks_like_credential("XXXXXXXXXXXXXXXXXXXXXXXX"));
+        for word in ["v1", "api", "issues", "2024-11-06", "octo-repo"] {
+            assert!(!looks_like_credential(word), "{word}");
+        }
+    }
+
+    #[test]
+    fn classify_reads_retry_after_in_seconds_and_as_a_date() {
+        use reqwest::StatusCode;
+        use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+        use std::time::Duration;
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+            headers
+        };
+        let wait = |status: u16, headers: &HeaderMap| match classify(
+            StatusCode::from_u16(status).unwrap(),
+            headers,
+        ) {
+            Err(RuleError::Transient { retry_after, .. }) => retry_after,
+            other => panic!("{status}: {other:?}"),
+        };
+        assert_eq!(wait(429, &with("7")), Some(Duration::from_secs(7)));
+        let http_date = |at: time::OffsetDateTime| {
+            at.format(time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            ))
+            .unwrap()
+        };
+        let soon = http_date(time::OffsetDateTime::now_utc() + Duration::from_secs(90));
+        let asked = wait(503, &with(&soon)).expect("the date form is read");
+        assert!(
+            asked > Duration::from_secs(80) && asked <= Duration::from_secs(90),
+            "{asked:?}"
+        );
+        let past = http_date(time::OffsetDateTime::now_utc() - Duration::from_secs(90));
+        assert_eq!(wait(429, &with(&past)), Some(Duration::ZERO));
+        assert_eq!(wait(500, &with("whenever")), None);
+        assert_eq!(wait(408, &HeaderMap::new()), None);
+        assert!(classify(StatusCode::OK, &with("7")).is_ok());
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, &with("7")),
+            Err(RuleError::Permanent { .. })
+        ));
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub struct RuleDryRun {
     pub outcome: String,
     /// The actions it would take.
     pub actions: Vec<String>,
+    /// The calls it would make, structured (service, method, target, summary).
+    pub calls: Vec<crate::store::CallRecord>,
     /// Its error, if it failed.
     pub error: Option<String>,
 }
@@ -161,6 +163,7 @@ pub(crate) async fn dry_run(engine: &Inner, seq: i64) -> Result<DryRun, DryRunEr
                 matched: false,
                 outcome: "not matched".into(),
                 actions: Vec::new(),
+                calls: Vec::new(),
                 error: None,
             });
             continue;
@@ -188,6 +191,7 @@ pub(crate) async fn dry_run(engine: &Inner, seq: i64) -> Result<DryRun, DryRunEr
             matched: true,
             outcome,
             actions: ctx.take_actions(),
+            calls: ctx.take_calls(),
             error,
         });
     }

@@ -18,10 +18,12 @@
 //! ```
 
 mod backoff;
+mod circuit;
 mod context;
 mod declarative;
 mod dispatch;
 mod ratelimit;
+mod replay;
 mod source;
 mod worker;
 
@@ -36,12 +38,17 @@ use tokio::task::JoinSet;
 use crate::store::Store;
 
 pub use backoff::Backoff;
-pub use context::{Clients, RuleContext};
+pub use circuit::{CircuitConfig, CircuitState, CircuitStatus};
+pub use context::{Call, Clients, RuleContext, report_status};
 pub use declarative::{
     ActionSpec, DeclarativeRule, OneOrMany, RuleSpec, RuleSpecError, Scalar, When,
 };
 pub use dispatch::{DryRun, DryRunError, RuleDryRun};
 pub use ratelimit::{RateLimit, RateLimiter};
+pub use replay::{
+    DiffLine, DiffSide, ReplayDiff, ReplayError, ReplayFilter, ReplayReport, ReplayStatus,
+    RuleDiff, replay, select_deliveries,
+};
 pub use source::{Poll, PollError, Source};
 
 /// A sync rule as the engine runs it: with a [`RuleContext`].
@@ -102,6 +109,7 @@ pub struct EngineBuilder {
     limits: Vec<(String, RateLimit)>,
     config: EngineConfig,
     worker_id: Option<String>,
+    circuit: Option<CircuitConfig>,
 }
 
 impl EngineBuilder {
@@ -158,16 +166,29 @@ impl EngineBuilder {
         self
     }
 
+    /// Turns on circuit breakers per target (the services rules call through
+    /// [`RuleContext::perform`] and [`RuleContext::perform_call`]): see [`CircuitConfig`].
+    /// Off unless called (`failures = 0` also turns them off).
+    pub fn circuit_breaker(mut self, config: CircuitConfig) -> Self {
+        self.circuit = Some(config);
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine {
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
+        let downstream = Arc::new(circuit::Downstream::new(self.circuit));
         Engine {
             inner: Arc::new(Inner {
                 store: self.store,
                 providers: self.providers,
                 rules: self.rules,
                 sources: self.sources,
-                clients: self.clients,
+                // Rule contexts find the circuit breakers and their job's notes here.
+                clients: self
+                    .clients
+                    .with(circuit::DownstreamHandle(downstream.clone())),
+                downstream,
                 limiter: Arc::new(RateLimiter::new(self.limits)),
                 config: self.config,
                 worker_id,
@@ -182,6 +203,7 @@ pub(crate) struct Inner {
     pub(crate) rules: Vec<Arc<dyn Rule>>,
     pub(crate) sources: Vec<Arc<dyn Source>>,
     pub(crate) clients: Clients,
+    pub(crate) downstream: Arc<circuit::Downstream>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) config: EngineConfig,
     pub(crate) worker_id: String,
@@ -239,6 +261,7 @@ impl Engine {
             limits: Vec::new(),
             config: EngineConfig::default(),
             worker_id: None,
+            circuit: None,
         }
     }
 
@@ -277,6 +300,27 @@ impl Engine {
     /// What the rules would do with a stored delivery, without doing it.
     pub async fn dry_run(&self, seq: i64) -> Result<DryRun, DryRunError> {
         dispatch::dry_run(&self.inner, seq).await
+    }
+
+    /// The circuit of every target called since the engine started, by target (empty when
+    /// the circuit breaker is off).
+    pub fn circuits(&self) -> Vec<CircuitStatus> {
+        self.inner
+            .downstream
+            .circuits
+            .as_ref()
+            .map(|c| c.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// The circuit breaker's settings, when it is on.
+    pub fn circuit_config(&self) -> Option<CircuitConfig> {
+        self.inner.downstream.circuits.as_ref().map(|c| c.config())
+    }
+
+    /// This instance's worker id.
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
     }
 }
 

@@ -80,7 +80,17 @@ async fn run_job(engine: &Inner, claimed: ClaimedJob) {
     let job = &claimed.job;
     let started_at = OffsetDateTime::now_utc();
     let attempt_number = job.attempts;
-    let (outcome, error, actions, next) = match apply(engine, &claimed).await {
+    let applied = apply(engine, &claimed).await;
+    // The rule's calls, and whether an open circuit stopped it: the job then waits for the
+    // cool-down, without counting this attempt.
+    let notes = engine.downstream.take(job.id);
+    if let (Err((error, _)), Some(pause)) = (&applied, &notes.paused)
+        && error.is_transient()
+    {
+        super::circuit::pause_job(engine, job, pause).await;
+        return;
+    }
+    let (outcome, error, actions, next) = match applied {
         Ok((RuleOutcome::Applied { actions }, mut recorded)) => {
             recorded.extend(actions);
             ("applied", None, recorded, JobNext::Done)
@@ -115,6 +125,7 @@ async fn run_job(engine: &Inner, claimed: ClaimedJob) {
         outcome: outcome.to_owned(),
         error,
         actions,
+        calls: notes.calls,
     };
     match engine
         .store

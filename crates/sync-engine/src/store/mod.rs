@@ -38,6 +38,8 @@ pub use records::{
     Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, EchoMark, InsertOutcome, Job, JobFilter,
     JobId, JobNext, JobState, Link, NewDelivery, NewJob, StoredDelivery, TokenRecord,
 };
+pub use records::{CallRecord, JobSearch, UnfinishedDelivery, UnfinishedFilter};
+pub use records::{DeliveryBucket, DeliverySearch};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// A storage failure. Messages never contain delivery bodies or secrets.
@@ -93,6 +95,11 @@ pub(crate) fn from_unix_micros(us: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
+
+/// The error recorded when a job is dead-lettered because its worker was lost (crashed,
+/// killed or hung past its lease) during the job's last attempt.
+pub(crate) const LOST_LAST_ATTEMPT: &str =
+    "the worker was lost during the last attempt (lease expired): dead-lettered";
 
 pub(crate) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
@@ -272,6 +279,18 @@ pub trait Store: Send + Sync + 'static {
         value: &serde_json::Value,
     ) -> Result<(), StoreError>;
 
+    /// Stores `value` for (`rule`, `key`) only if nothing is stored there yet: `true` if it
+    /// was stored, `false` (and nothing changes) if a value already was. Atomic across the
+    /// instances sharing the store: of concurrent calls for one key, exactly one gets `true`.
+    /// The healers record each redelivery they ask for this way, so that no two runs (nor
+    /// two instances) ask twice.
+    async fn put_state_if_absent(
+        &self,
+        rule: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
+
     /// The OAuth tokens of a connection.
     async fn token(&self, connection: &str) -> Result<Option<TokenRecord>, StoreError>;
 
@@ -296,4 +315,84 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes pending writes and closes the store.
     async fn close(&self);
+
+    // ---- dashboard ----
+
+    /// Deliveries matching the search, newest first (the dashboard's filtered list).
+    async fn search_deliveries(
+        &self,
+        search: &DeliverySearch,
+    ) -> Result<Vec<StoredDelivery>, StoreError>;
+
+    /// Deliveries received since `since`, counted per endpoint and per `bucket` of time
+    /// (buckets aligned to multiples of `bucket` since the epoch), with their failures.
+    /// Ordered by bucket, then endpoint; empty buckets are left out.
+    async fn delivery_buckets(
+        &self,
+        since: OffsetDateTime,
+        bucket: Duration,
+    ) -> Result<Vec<DeliveryBucket>, StoreError>;
+
+    /// The oldest delivery whose processing is not finished: not yet dispatched, or with a
+    /// job pending or running.
+    async fn oldest_unfinished_delivery(&self) -> Result<Option<StoredDelivery>, StoreError>;
+
+    // ---- operations: what never succeeded, bulk replay, circuit pauses ----
+
+    /// Deliveries whose processing is unfinished: with a job pending (first run or retry),
+    /// running or dead, or not dispatched yet; oldest first, with those jobs.
+    async fn unfinished_deliveries(
+        &self,
+        filter: &UnfinishedFilter,
+    ) -> Result<Vec<UnfinishedDelivery>, StoreError>;
+
+    /// Jobs matching the search (by their delivery's time and endpoint, their rule and
+    /// state), by id: what a bulk replay selects.
+    async fn search_jobs(&self, search: &JobSearch) -> Result<Vec<Job>, StoreError>;
+
+    /// Moves a finished job (done, skipped or dead) back to pending with fresh attempts, so
+    /// its rule runs on its delivery again. Returns `false` if the job is not finished.
+    async fn rerun_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Puts a running job back to pending until `until` without counting the attempt it
+    /// was claimed for (a circuit breaker paused it before it could call its service), with
+    /// `reason` as its last error. Fenced like [`finish_job`](Store::finish_job): `false` if
+    /// `worker` no longer holds attempt `attempt`.
+    async fn pause_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: u32,
+        until: OffsetDateTime,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Puts unfinished jobs under their deliveries (both ordered), for `unfinished_deliveries`.
+pub(crate) fn group_unfinished(
+    deliveries: Vec<StoredDelivery>,
+    jobs: Vec<Job>,
+) -> Vec<UnfinishedDelivery> {
+    let mut by_seq: std::collections::HashMap<i64, Vec<Job>> = std::collections::HashMap::new();
+    for job in jobs {
+        by_seq.entry(job.delivery_seq).or_default().push(job);
+    }
+    deliveries
+        .into_iter()
+        .map(|delivery| UnfinishedDelivery {
+            jobs: by_seq.remove(&delivery.seq).unwrap_or_default(),
+            delivery,
+        })
+        .collect()
+}
+
+/// An SQL condition on `state` for a list of states (any, if empty). The states are the
+/// store's own spellings, never input text.
+pub(crate) fn state_list(states: &[JobState]) -> String {
+    if states.is_empty() {
+        return "1 = 1".into();
+    }
+    let quoted: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("state IN ({})", quoted.join(", "))
 }

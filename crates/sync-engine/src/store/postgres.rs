@@ -45,6 +45,8 @@ use super::{
     JobId, JobNext, JobState, Link, NewDelivery, NewJob, Store, StoreError, StoredDelivery,
     TokenRecord, from_unix_micros, micros, unix_micros,
 };
+use super::{DeliveryBucket, DeliverySearch};
+use super::{JobSearch, UnfinishedDelivery, UnfinishedFilter};
 
 /// Migrations, in order. A migration is never edited once released; add a new one.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -639,14 +641,15 @@ fn row_to_job(row: &PgRow) -> Result<Job, sqlx::Error> {
 }
 
 fn row_to_attempt(row: &PgRow) -> Result<Attempt, sqlx::Error> {
-    let actions: &str = row.try_get("actions")?;
+    let (actions, calls) = super::records::decode_actions(row.try_get::<&str, _>("actions")?);
     Ok(Attempt {
         number: u32::try_from(row.try_get::<i64, _>("number")?).unwrap_or(0),
         started_at: from_unix_micros(row.try_get("started_at")?),
         finished_at: from_unix_micros(row.try_get("finished_at")?),
         outcome: row.try_get("outcome")?,
         error: row.try_get("error")?,
-        actions: serde_json::from_str(actions).unwrap_or_default(),
+        actions,
+        calls,
     })
 }
 
@@ -856,12 +859,53 @@ impl Store for PostgresStore {
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = unix_micros(now);
         let lease_until = now.saturating_add(micros(lease));
+        // First, jobs whose worker died (or hung) during their last attempt: each lost
+        // attempt counted, so they are dead letters now, with the lost attempt on record.
+        // Without this, a job that kills its worker every time would be taken again forever.
+        // A separate statement, so that the claim below sees them finished and can take the
+        // next job of the same subject.
+        let lost = sqlx::query(
+            "WITH lost AS (
+                SELECT id, updated_at AS started_at FROM jobs
+                WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts
+                FOR UPDATE SKIP LOCKED
+             ), dead AS (
+                UPDATE jobs SET state = 'dead', lease_until = NULL, locked_by = NULL,
+                    last_error = $2, updated_at = $1
+                FROM lost WHERE jobs.id = lost.id
+                RETURNING jobs.id, jobs.rule, jobs.attempts, lost.started_at
+             ), recorded AS (
+                INSERT INTO job_attempts
+                    (job_id, number, started_at, finished_at, outcome, error, actions)
+                SELECT id, attempts, started_at, $1, 'failed', $2, '[]' FROM dead
+                ON CONFLICT (job_id, number) DO NOTHING
+             )
+             SELECT id, rule, attempts FROM dead",
+        )
+        .bind(now)
+        .bind(super::LOST_LAST_ATTEMPT)
+        .fetch_all(self.pool()?)
+        .await
+        .map_err(StoreError::db("dead-letter lost jobs"))?;
+        for row in &lost {
+            let (job, rule, attempts) = (
+                row.try_get::<i64, _>("id").unwrap_or_default(),
+                row.try_get::<String, _>("rule").unwrap_or_default(),
+                row.try_get::<i64, _>("attempts").unwrap_or_default(),
+            );
+            tracing::warn!(
+                job,
+                rule,
+                attempts,
+                "the worker was lost during the job's last attempt; dead-lettered"
+            );
+        }
         // One statement: pick runnable jobs, skipping rows other claimers hold locked, lease
         // them, and return them with their deliveries.
         //
-        // `attempts` counts this attempt, but never beyond `max_attempts`: a job whose worker
-        // died holding its last attempt is run once more as that last attempt (the engine
-        // dead-letters it if that fails). The count stored is the count returned, so
+        // `attempts` counts this attempt, including a re-claim after a lost worker's lease
+        // expired (lost attempts count: see above). `LEAST` only guards the count should a
+        // runnable job ever have none left. The count stored is the count returned, so
         // `finish_job`'s fence (`locked_by` and `attempts`) accepts the new holder's result
         // and refuses the old one's (another `locked_by`).
         let claimed = sqlx::query(
@@ -960,7 +1004,10 @@ impl Store for PostgresStore {
             .bind(unix_micros(attempt.finished_at))
             .bind(&attempt.outcome)
             .bind(&attempt.error)
-            .bind(serde_json::to_string(&attempt.actions).unwrap_or_else(|_| "[]".into()))
+            .bind(super::records::encode_actions(
+                &attempt.actions,
+                &attempt.calls,
+            ))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -1272,6 +1319,27 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn put_state_if_absent(
+        &self,
+        rule: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        // One statement: PostgreSQL's unique index decides between concurrent inserts.
+        let r = sqlx::query(
+            "INSERT INTO rule_state (rule, key, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (rule, key) DO NOTHING",
+        )
+        .bind(rule)
+        .bind(key)
+        .bind(value.to_string())
+        .bind(unix_micros(OffsetDateTime::now_utc()))
+        .execute(self.pool()?)
+        .await
+        .map_err(StoreError::db("put rule state if absent"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
     async fn token(&self, connection: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT access_token, refresh_token, expires_at, scopes FROM oauth_tokens
@@ -1375,6 +1443,213 @@ impl Store for PostgresStore {
         }
         // Waits for connections in use (writes in flight) to come back, then closes them.
         self.pool.close().await;
+    }
+
+    async fn search_deliveries(
+        &self,
+        search: &DeliverySearch,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        let found = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries
+             WHERE ($1::text IS NULL OR endpoint = $1) AND ($2::text IS NULL OR event_type = $2)
+               AND ($3::text IS NULL OR status = $3)
+               AND (NOT $4::boolean OR EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.delivery_seq = deliveries.seq AND j.state = 'dead'))
+               AND ($5::bigint IS NULL OR received_at >= $5)
+               AND ($6::bigint IS NULL OR received_at < $6)
+               AND ($7::text IS NULL OR delivery_id = $7 OR EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.delivery_seq = deliveries.seq AND strpos(j.subject, $7) > 0))
+               AND ($8::bigint IS NULL OR seq < $8)
+             ORDER BY seq DESC LIMIT $9"
+        )))
+        .bind(search.endpoint.as_ref().map(EndpointName::as_str))
+        .bind(search.event_type.as_deref())
+        .bind(search.status.map(DeliveryStatus::as_str))
+        .bind(search.failed)
+        .bind(search.since.map(unix_micros))
+        .bind(search.until.map(unix_micros))
+        .bind(search.text.as_deref())
+        .bind(search.before_seq)
+        .bind(i64::from(search.limit))
+        .fetch_all(self.pool()?)
+        .await
+        .and_then(|r| rows(&r, row_to_delivery))
+        .map_err(StoreError::db("search deliveries"))?;
+        Ok(found)
+    }
+
+    async fn delivery_buckets(
+        &self,
+        since: OffsetDateTime,
+        bucket: Duration,
+    ) -> Result<Vec<DeliveryBucket>, StoreError> {
+        let width = micros(bucket).max(1);
+        let counted = sqlx::query(
+            "SELECT endpoint, (received_at / $2) * $2 AS bucket, COUNT(*) AS n,
+                SUM(CASE WHEN status = 'unparseable' OR EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.delivery_seq = deliveries.seq AND j.state = 'dead')
+                    THEN 1 ELSE 0 END) AS failed
+             FROM deliveries WHERE received_at >= $1
+             GROUP BY endpoint, bucket ORDER BY bucket, endpoint",
+        )
+        .bind(unix_micros(since))
+        .bind(width)
+        .fetch_all(self.pool()?)
+        .await
+        .and_then(|rows| {
+            rows.iter()
+                .map(|r| {
+                    Ok(DeliveryBucket {
+                        endpoint: EndpointName::new(r.try_get::<String, _>("endpoint")?),
+                        start: from_unix_micros(r.try_get("bucket")?),
+                        deliveries: u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0),
+                        failed: u64::try_from(r.try_get::<i64, _>("failed")?).unwrap_or(0),
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })
+        .map_err(StoreError::db("count deliveries"))?;
+        Ok(counted)
+    }
+
+    async fn oldest_unfinished_delivery(&self) -> Result<Option<StoredDelivery>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE seq = (SELECT MIN(s) FROM (
+                SELECT MIN(seq) AS s FROM deliveries WHERE status = 'received'
+                UNION ALL
+                SELECT MIN(delivery_seq) AS s FROM jobs WHERE state IN ('pending', 'running')
+             ) AS m)"
+        )))
+        .fetch_optional(self.pool()?)
+        .await
+        .map_err(StoreError::db("find oldest unfinished delivery"))?;
+        row.as_ref()
+            .map(row_to_delivery)
+            .transpose()
+            .map_err(StoreError::db("find oldest unfinished delivery"))
+    }
+
+    // ---- operations: unfinished deliveries, bulk replay, circuit pauses ----
+
+    async fn unfinished_deliveries(
+        &self,
+        filter: &UnfinishedFilter,
+    ) -> Result<Vec<UnfinishedDelivery>, StoreError> {
+        let pool = self.pool()?;
+        let deliveries = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries
+             WHERE seq IN (
+                SELECT delivery_seq FROM jobs
+                WHERE state IN ('pending', 'running', 'dead') AND ($4::text IS NULL OR rule = $4)
+                UNION
+                SELECT seq FROM deliveries WHERE status = 'received' AND $4::text IS NULL)
+               AND ($1::bigint IS NULL OR received_at < $1)
+               AND ($2::text IS NULL OR endpoint = $2)
+               AND ($3::bigint IS NULL OR seq > $3)
+             ORDER BY seq LIMIT $5"
+        )))
+        .bind(filter.received_before.map(unix_micros))
+        .bind(filter.endpoint.as_ref().map(EndpointName::as_str))
+        .bind(filter.after_seq)
+        .bind(filter.rule.as_deref())
+        .bind(i64::from(filter.limit))
+        .fetch_all(pool)
+        .await
+        .and_then(|r| rows(&r, row_to_delivery))
+        .map_err(StoreError::db("list unfinished deliveries"))?;
+        let (Some(first), Some(last)) = (deliveries.first(), deliveries.last()) else {
+            return Ok(Vec::new());
+        };
+        let jobs = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE delivery_seq BETWEEN $1 AND $2 AND state IN ('pending', 'running', 'dead')
+               AND ($3::text IS NULL OR rule = $3)
+             ORDER BY id"
+        )))
+        .bind(first.seq)
+        .bind(last.seq)
+        .bind(filter.rule.as_deref())
+        .fetch_all(pool)
+        .await
+        .and_then(|r| rows(&r, row_to_job))
+        .map_err(StoreError::db("list unfinished jobs"))?;
+        Ok(super::group_unfinished(deliveries, jobs))
+    }
+
+    async fn search_jobs(&self, search: &JobSearch) -> Result<Vec<Job>, StoreError> {
+        let states = super::state_list(&search.states);
+        let found = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE ({states}) AND ($4::text IS NULL OR rule = $4)
+               AND ($5::bigint IS NULL OR id > $5)
+               AND (($1::bigint IS NULL AND $2::bigint IS NULL AND $3::text IS NULL) OR EXISTS (
+                    SELECT 1 FROM deliveries d WHERE d.seq = jobs.delivery_seq
+                      AND ($1::bigint IS NULL OR d.received_at >= $1)
+                      AND ($2::bigint IS NULL OR d.received_at < $2)
+                      AND ($3::text IS NULL OR d.endpoint = $3)))
+             ORDER BY id LIMIT $6"
+        )))
+        .bind(search.since.map(unix_micros))
+        .bind(search.until.map(unix_micros))
+        .bind(search.endpoint.as_ref().map(EndpointName::as_str))
+        .bind(search.rule.as_deref())
+        .bind(search.after_id)
+        .bind(i64::from(search.limit))
+        .fetch_all(self.pool()?)
+        .await
+        .and_then(|r| rows(&r, row_to_job))
+        .map_err(StoreError::db("search jobs"))?;
+        Ok(found)
+    }
+
+    async fn rerun_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let now = unix_micros(now);
+        // As `replay_job`: attempts keep counting, the job gets a fresh budget.
+        let rerun = sqlx::query(
+            "UPDATE jobs SET state = 'pending', run_at = $1, updated_at = $1,
+                max_attempts = attempts + max_attempts
+             WHERE id = $2 AND state IN ('done', 'skipped', 'dead')",
+        )
+        .bind(now)
+        .bind(id.0)
+        .execute(self.pool()?)
+        .await
+        .map_err(StoreError::db("rerun job"))?
+        .rows_affected()
+            > 0;
+        if rerun {
+            self.wake();
+        }
+        Ok(rerun)
+    }
+
+    async fn pause_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: u32,
+        until: OffsetDateTime,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // Fenced like `finish_job`; the claim's attempt is given back.
+        let paused = sqlx::query(
+            "UPDATE jobs SET state = 'pending', run_at = $1, attempts = GREATEST(attempts - 1, 0),
+                lease_until = NULL, locked_by = NULL, last_error = $2, updated_at = $3
+             WHERE id = $4 AND state = 'running' AND locked_by = $5 AND attempts = $6",
+        )
+        .bind(unix_micros(until))
+        .bind(reason)
+        .bind(unix_micros(now))
+        .bind(id.0)
+        .bind(worker)
+        .bind(i64::from(attempt))
+        .execute(self.pool()?)
+        .await
+        .map_err(StoreError::db("pause job"))?
+        .rows_affected()
+            > 0;
+        Ok(paused)
     }
 }
 

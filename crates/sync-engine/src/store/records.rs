@@ -295,6 +295,10 @@ pub struct Attempt {
     pub error: Option<String>,
     /// The actions taken (or, in a dry run, that would have been).
     pub actions: Vec<String>,
+    /// The calls to services the attempt made, structured: service, method, target,
+    /// summary, and the answer's status or the error. Attempts recorded before calls were
+    /// structured have none (their actions are in `actions`).
+    pub calls: Vec<CallRecord>,
 }
 
 /// The state a finished attempt moves its job to.
@@ -385,5 +389,245 @@ impl std::fmt::Debug for TokenRecord {
             .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)
             .finish()
+    }
+}
+
+/// Which deliveries the dashboard lists, newest first: every field that is set must hold.
+#[derive(Clone, Debug)]
+pub struct DeliverySearch {
+    /// Only this endpoint.
+    pub endpoint: Option<EndpointName>,
+    /// Only this event type, as the provider named it.
+    pub event_type: Option<String>,
+    /// Only deliveries in this processing status.
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries with at least one dead-lettered job.
+    pub failed: bool,
+    /// Only deliveries received at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only deliveries received before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only the delivery with this delivery id, or deliveries with a job whose subject
+    /// contains this text.
+    pub text: Option<String>,
+    /// Only deliveries with a sequence number below this one (paging).
+    pub before_seq: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl Default for DeliverySearch {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            event_type: None,
+            status: None,
+            failed: false,
+            since: None,
+            until: None,
+            text: None,
+            before_seq: None,
+            limit: 50,
+        }
+    }
+}
+
+impl DeliveryStatus {
+    /// Parses the stored spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "received" => DeliveryStatus::Received,
+            "dispatched" => DeliveryStatus::Dispatched,
+            "no_rules" => DeliveryStatus::NoRules,
+            "unparseable" => DeliveryStatus::Unparseable,
+            _ => return None,
+        })
+    }
+}
+
+/// The deliveries one endpoint received in one time bucket, for the dashboard's overview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeliveryBucket {
+    /// The endpoint.
+    pub endpoint: EndpointName,
+    /// The bucket's start (buckets are aligned to multiples of their length since the epoch).
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    /// Deliveries received in the bucket.
+    pub deliveries: u64,
+    /// Of those, the ones that failed: unparseable, or with a dead-lettered job.
+    pub failed: u64,
+}
+
+/// One call a job made to a service (or, in a dry run, would make), as the job's page in the
+/// CLI and admin API shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CallRecord {
+    /// The service called: the circuit breaker's and rate limiter's target (`jira`, or an
+    /// HTTP action's host).
+    pub service: String,
+    /// The method (`POST`, `transition`, ...), empty when the rule did not give one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// What was called: a path, an object (`jira:PROJ-7`), empty when not given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    /// A short summary of the call.
+    pub summary: String,
+    /// The answer's status, when the rule reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The error, when the call failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CallRecord {
+    /// The call without its outcome (`jira POST /rest/api/3/issue: create PROJ`), to compare
+    /// what a rule did with what it would do now.
+    pub fn plan(&self) -> String {
+        let mut out = self.service.clone();
+        for part in [&self.method, &self.target] {
+            if !part.is_empty() {
+                out.push(' ');
+                out.push_str(part);
+            }
+        }
+        // An HTTP action's summary is its method and URL: not said twice.
+        let said = format!("{} {}", self.method, self.target);
+        if !self.summary.is_empty() && self.summary != said {
+            out.push_str(": ");
+            out.push_str(&self.summary);
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for CallRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.plan())?;
+        match (self.status, &self.error) {
+            (Some(status), Some(error)) => write!(f, " -> {status}, error: {error}"),
+            (Some(status), None) => write!(f, " -> {status}"),
+            (None, Some(error)) => write!(f, " -> error: {error}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The stored form of an attempt's actions: one JSON array holding the action lines
+/// (strings, as every release stored them) followed by the calls (objects).
+pub(crate) fn encode_actions(lines: &[String], calls: &[CallRecord]) -> String {
+    let values: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::Value::String(line.clone()))
+        .chain(
+            calls
+                .iter()
+                .filter_map(|call| serde_json::to_value(call).ok()),
+        )
+        .collect();
+    serde_json::Value::Array(values).to_string()
+}
+
+/// Reads what [`encode_actions`] stored, and the arrays of strings older rows hold.
+pub(crate) fn decode_actions(text: &str) -> (Vec<String>, Vec<CallRecord>) {
+    let mut lines = Vec::new();
+    let mut calls = Vec::new();
+    let values: Vec<serde_json::Value> = serde_json::from_str(text).unwrap_or_default();
+    for value in values {
+        match value {
+            serde_json::Value::String(line) => lines.push(line),
+            object @ serde_json::Value::Object(_) => {
+                if let Ok(call) = serde_json::from_value(object) {
+                    calls.push(call);
+                }
+            }
+            _ => {}
+        }
+    }
+    (lines, calls)
+}
+
+/// Which deliveries are unfinished: a job pending (waiting for its first run or for a
+/// retry), running or dead, or not dispatched yet. Oldest first.
+#[derive(Clone, Debug)]
+pub struct UnfinishedFilter {
+    /// Only deliveries received before this time (`--older-than`).
+    pub received_before: Option<OffsetDateTime>,
+    /// Only this endpoint.
+    pub endpoint: Option<EndpointName>,
+    /// Only deliveries with an unfinished job of this rule (undispatched deliveries, which
+    /// have no job yet, are then left out).
+    pub rule: Option<String>,
+    /// Only deliveries with a sequence number above this one (paging).
+    pub after_seq: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl Default for UnfinishedFilter {
+    fn default() -> Self {
+        Self {
+            received_before: None,
+            endpoint: None,
+            rule: None,
+            after_seq: None,
+            limit: 50,
+        }
+    }
+}
+
+/// An unfinished delivery and its unfinished jobs.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnfinishedDelivery {
+    /// The delivery.
+    pub delivery: StoredDelivery,
+    /// Its jobs that are pending, running or dead (of the filter's rule, if one was given),
+    /// by id; empty for a delivery not dispatched yet.
+    pub jobs: Vec<Job>,
+}
+
+impl Job {
+    /// Where an unfinished job stands: `retrying` for a pending job that failed before,
+    /// otherwise its state (`pending`, `running`, `dead`, ...).
+    pub fn progress(&self) -> &'static str {
+        match self.state {
+            JobState::Pending if self.attempts > 0 => "retrying",
+            state => state.as_str(),
+        }
+    }
+}
+
+/// Which jobs to select for a bulk replay: every field that is set must hold. By id.
+#[derive(Clone, Debug)]
+pub struct JobSearch {
+    /// Only jobs of deliveries received at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only jobs of deliveries received before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only jobs of deliveries of this endpoint.
+    pub endpoint: Option<EndpointName>,
+    /// Only jobs of this rule.
+    pub rule: Option<String>,
+    /// Only jobs in one of these states (any state, if empty).
+    pub states: Vec<JobState>,
+    /// Only jobs with an id above this one (paging).
+    pub after_id: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl Default for JobSearch {
+    fn default() -> Self {
+        Self {
+            since: None,
+            until: None,
+            endpoint: None,
+            rule: None,
+            states: Vec::new(),
+            after_id: None,
+            limit: 500,
+        }
     }
 }

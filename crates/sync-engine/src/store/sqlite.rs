@@ -29,6 +29,8 @@ use super::{
     JobId, JobNext, JobState, Link, NewDelivery, NewJob, Store, StoreError, StoredDelivery,
     TokenRecord, from_unix_micros, micros, unix_micros,
 };
+use super::{DeliveryBucket, DeliverySearch};
+use super::{JobSearch, UnfinishedDelivery, UnfinishedFilter};
 
 /// Migrations, in order. A migration is never edited once released; add a new one.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -351,14 +353,15 @@ fn row_to_job(row: &SqliteRow) -> Job {
 }
 
 fn row_to_attempt(row: &SqliteRow) -> Attempt {
-    let actions: String = row.get("actions");
+    let (actions, calls) = super::records::decode_actions(row.get::<&str, _>("actions"));
     Attempt {
         number: u32::try_from(row.get::<i64, _>("number")).unwrap_or(0),
         started_at: from_unix_micros(row.get("started_at")),
         finished_at: from_unix_micros(row.get("finished_at")),
         outcome: row.get("outcome"),
         error: row.get("error"),
-        actions: serde_json::from_str(&actions).unwrap_or_default(),
+        actions,
+        calls,
     }
 }
 
@@ -523,9 +526,43 @@ impl Store for SqliteStore {
         let worker = worker.to_owned();
         let now = unix_micros(now);
         let lease_until = now.saturating_add(micros(lease));
-        let jobs = self
+        let (jobs, lost) = self
             .write("claim jobs", move |tx| {
                 Box::pin(async move {
+                    // First, jobs whose worker died (or hung) during their last attempt: each
+                    // lost attempt counted, so they are dead letters now, with the lost
+                    // attempt on record. Without this, a job that kills its worker every time
+                    // would be taken again forever.
+                    sqlx::query(
+                        "INSERT INTO job_attempts
+                            (job_id, number, started_at, finished_at, outcome, error, actions)
+                         SELECT id, attempts, updated_at, ?1, 'failed', ?2, '[]' FROM jobs
+                         WHERE state = 'running' AND lease_until < ?1 AND attempts >= max_attempts
+                         ON CONFLICT (job_id, number) DO NOTHING",
+                    )
+                    .bind(now)
+                    .bind(super::LOST_LAST_ATTEMPT)
+                    .execute(&mut **tx)
+                    .await?;
+                    let lost = sqlx::query(
+                        "UPDATE jobs SET state = 'dead', lease_until = NULL, locked_by = NULL,
+                            last_error = ?2, updated_at = ?1
+                         WHERE state = 'running' AND lease_until < ?1 AND attempts >= max_attempts
+                         RETURNING id, rule, attempts",
+                    )
+                    .bind(now)
+                    .bind(super::LOST_LAST_ATTEMPT)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok::<_, sqlx::Error>((
+                            row.try_get::<i64, _>("id")?,
+                            row.try_get::<String, _>("rule")?,
+                            row.try_get::<i64, _>("attempts")?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE jobs SET state = 'running', attempts = MIN(attempts + 1, max_attempts),
                             lease_until = ?1, locked_by = ?2, updated_at = ?3
@@ -546,13 +583,21 @@ impl Store for SqliteStore {
                     .bind(i64::from(limit))
                     .fetch_all(&mut **tx)
                     .await?;
-                    Ok(rows.iter().map(row_to_job).collect::<Vec<_>>())
+                    Ok((rows.iter().map(row_to_job).collect::<Vec<_>>(), lost))
                 })
             })
             .await?;
+        for (job, rule, attempts) in lost {
+            tracing::warn!(
+                job,
+                rule,
+                attempts,
+                "the worker was lost during the job's last attempt; dead-lettered"
+            );
+        }
         let mut claimed = Vec::with_capacity(jobs.len());
-        // A job whose worker died on its last attempt is taken again as that same attempt
-        // (`MIN` above), so its new holder can finish it, or dead-letter it.
+        // A job whose lease expired with attempts left is taken again as its next attempt;
+        // `MIN` only guards the count should a runnable job ever have none left.
         for job in jobs {
             let delivery =
                 self.delivery(job.delivery_seq)
@@ -616,7 +661,7 @@ impl Store for SqliteStore {
                     .bind(unix_micros(attempt.finished_at))
                     .bind(&attempt.outcome)
                     .bind(&attempt.error)
-                    .bind(serde_json::to_string(&attempt.actions).unwrap_or_else(|_| "[]".into()))
+                    .bind(super::records::encode_actions(&attempt.actions, &attempt.calls))
                     .execute(&mut **tx)
                     .await?;
                     Ok(true)
@@ -954,6 +999,32 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_state_if_absent(
+        &self,
+        rule: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let (rule, key, value) = (rule.to_owned(), key.to_owned(), value.to_string());
+        let now = unix_micros(OffsetDateTime::now_utc());
+        self.write("put rule state if absent", move |tx| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "INSERT INTO rule_state (rule, key, value, updated_at) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (rule, key) DO NOTHING",
+                )
+                .bind(&rule)
+                .bind(&key)
+                .bind(&value)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
     async fn token(&self, connection: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT access_token, refresh_token, expires_at, scopes FROM oauth_tokens
@@ -1060,5 +1131,210 @@ impl Store for SqliteStore {
             tracing::warn!(%error, "closing the sqlite writer failed");
         }
         self.reads.close().await;
+    }
+
+    async fn search_deliveries(
+        &self,
+        search: &DeliverySearch,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_DELIVERY}
+             WHERE (?1 IS NULL OR endpoint = ?1) AND (?2 IS NULL OR event_type = ?2)
+               AND (?3 IS NULL OR status = ?3)
+               AND (?4 = 0 OR EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.delivery_seq = deliveries.seq AND j.state = 'dead'))
+               AND (?5 IS NULL OR received_at >= ?5) AND (?6 IS NULL OR received_at < ?6)
+               AND (?7 IS NULL OR delivery_id = ?7 OR EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.delivery_seq = deliveries.seq AND instr(j.subject, ?7) > 0))
+               AND (?8 IS NULL OR seq < ?8)
+             ORDER BY seq DESC LIMIT ?9"
+        )))
+        .bind(search.endpoint.as_ref().map(EndpointName::as_str))
+        .bind(search.event_type.as_deref())
+        .bind(search.status.map(DeliveryStatus::as_str))
+        .bind(i64::from(search.failed))
+        .bind(search.since.map(unix_micros))
+        .bind(search.until.map(unix_micros))
+        .bind(search.text.as_deref())
+        .bind(search.before_seq)
+        .bind(i64::from(search.limit))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(StoreError::db("search deliveries"))?;
+        Ok(rows.iter().map(row_to_delivery).collect())
+    }
+
+    async fn delivery_buckets(
+        &self,
+        since: OffsetDateTime,
+        bucket: Duration,
+    ) -> Result<Vec<DeliveryBucket>, StoreError> {
+        let width = micros(bucket).max(1);
+        let rows = sqlx::query(
+            "SELECT endpoint, (received_at / ?2) * ?2 AS bucket, COUNT(*) AS n,
+                SUM(CASE WHEN status = 'unparseable' OR EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.delivery_seq = deliveries.seq AND j.state = 'dead')
+                    THEN 1 ELSE 0 END) AS failed
+             FROM deliveries WHERE received_at >= ?1
+             GROUP BY endpoint, bucket ORDER BY bucket, endpoint",
+        )
+        .bind(unix_micros(since))
+        .bind(width)
+        .fetch_all(&self.reads)
+        .await
+        .map_err(StoreError::db("count deliveries"))?;
+        Ok(rows
+            .iter()
+            .map(|r| DeliveryBucket {
+                endpoint: EndpointName::new(r.get::<String, _>("endpoint")),
+                start: from_unix_micros(r.get("bucket")),
+                deliveries: u64::try_from(r.get::<i64, _>("n")).unwrap_or(0),
+                failed: u64::try_from(r.get::<i64, _>("failed")).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn oldest_unfinished_delivery(&self) -> Result<Option<StoredDelivery>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_DELIVERY} WHERE seq = (SELECT MIN(s) FROM (
+                SELECT MIN(seq) AS s FROM deliveries WHERE status = 'received'
+                UNION ALL
+                SELECT MIN(delivery_seq) AS s FROM jobs WHERE state IN ('pending', 'running')
+             ) AS m)"
+        )))
+        .fetch_optional(&self.reads)
+        .await
+        .map_err(StoreError::db("find oldest unfinished delivery"))?;
+        Ok(row.as_ref().map(row_to_delivery))
+    }
+
+    // ---- operations: unfinished deliveries, bulk replay, circuit pauses ----
+
+    async fn unfinished_deliveries(
+        &self,
+        filter: &UnfinishedFilter,
+    ) -> Result<Vec<UnfinishedDelivery>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_DELIVERY}
+             WHERE seq IN (
+                SELECT delivery_seq FROM jobs
+                WHERE state IN ('pending', 'running', 'dead') AND (?4 IS NULL OR rule = ?4)
+                UNION
+                SELECT seq FROM deliveries WHERE status = 'received' AND ?4 IS NULL)
+               AND (?1 IS NULL OR received_at < ?1) AND (?2 IS NULL OR endpoint = ?2)
+               AND (?3 IS NULL OR seq > ?3)
+             ORDER BY seq LIMIT ?5"
+        )))
+        .bind(filter.received_before.map(unix_micros))
+        .bind(filter.endpoint.as_ref().map(EndpointName::as_str))
+        .bind(filter.after_seq)
+        .bind(filter.rule.as_deref())
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(StoreError::db("list unfinished deliveries"))?;
+        let deliveries: Vec<StoredDelivery> = rows.iter().map(row_to_delivery).collect();
+        let (Some(first), Some(last)) = (deliveries.first(), deliveries.last()) else {
+            return Ok(Vec::new());
+        };
+        let jobs = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE delivery_seq BETWEEN ?1 AND ?2 AND state IN ('pending', 'running', 'dead')
+               AND (?3 IS NULL OR rule = ?3)
+             ORDER BY id"
+        )))
+        .bind(first.seq)
+        .bind(last.seq)
+        .bind(filter.rule.as_deref())
+        .fetch_all(&self.reads)
+        .await
+        .map_err(StoreError::db("list unfinished jobs"))?;
+        Ok(super::group_unfinished(
+            deliveries,
+            jobs.iter().map(row_to_job).collect(),
+        ))
+    }
+
+    async fn search_jobs(&self, search: &JobSearch) -> Result<Vec<Job>, StoreError> {
+        let states = super::state_list(&search.states);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE ({states}) AND (?4 IS NULL OR rule = ?4) AND (?5 IS NULL OR id > ?5)
+               AND ((?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL) OR EXISTS (
+                    SELECT 1 FROM deliveries d WHERE d.seq = jobs.delivery_seq
+                      AND (?1 IS NULL OR d.received_at >= ?1)
+                      AND (?2 IS NULL OR d.received_at < ?2)
+                      AND (?3 IS NULL OR d.endpoint = ?3)))
+             ORDER BY id LIMIT ?6"
+        )))
+        .bind(search.since.map(unix_micros))
+        .bind(search.until.map(unix_micros))
+        .bind(search.endpoint.as_ref().map(EndpointName::as_str))
+        .bind(search.rule.as_deref())
+        .bind(search.after_id)
+        .bind(i64::from(search.limit))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(StoreError::db("search jobs"))?;
+        Ok(rows.iter().map(row_to_job).collect())
+    }
+
+    async fn rerun_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let now = unix_micros(now);
+        let rerun = self
+            .write("rerun job", move |tx| {
+                Box::pin(async move {
+                    // As `replay_job`: attempts keep counting, the job gets a fresh budget.
+                    let r = sqlx::query(
+                        "UPDATE jobs SET state = 'pending', run_at = ?1, updated_at = ?1,
+                            max_attempts = attempts + max_attempts
+                         WHERE id = ?2 AND state IN ('done', 'skipped', 'dead')",
+                    )
+                    .bind(now)
+                    .bind(id.0)
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(r.rows_affected() > 0)
+                })
+            })
+            .await?;
+        if rerun {
+            self.notify.notify_waiters();
+        }
+        Ok(rerun)
+    }
+
+    async fn pause_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: u32,
+        until: OffsetDateTime,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let worker = worker.to_owned();
+        let reason = reason.to_owned();
+        let (until, now) = (unix_micros(until), unix_micros(now));
+        self.write("pause job", move |tx| {
+            Box::pin(async move {
+                // Fenced like `finish_job`; the claim's attempt is given back.
+                let r = sqlx::query(
+                    "UPDATE jobs SET state = 'pending', run_at = ?1, attempts = MAX(attempts - 1, 0),
+                        lease_until = NULL, locked_by = NULL, last_error = ?2, updated_at = ?3
+                     WHERE id = ?4 AND state = 'running' AND locked_by = ?5 AND attempts = ?6",
+                )
+                .bind(until)
+                .bind(&reason)
+                .bind(now)
+                .bind(id.0)
+                .bind(&worker)
+                .bind(i64::from(attempt))
+                .execute(&mut **tx)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            })
+        })
+        .await
     }
 }

@@ -179,6 +179,7 @@ fn attempt(number: u32, outcome: &str, error: Option<&str>) -> Attempt {
         outcome: outcome.into(),
         error: error.map(Into::into),
         actions: vec!["POST /thing".into()],
+        calls: Vec::new(),
     }
 }
 
@@ -698,7 +699,7 @@ pub async fn notifier_wakes_on_insert(store: Arc<dyn Store>) {
     assert!(waiter.await.unwrap(), "not woken by an insert");
 }
 
-pub async fn worker_dying_on_the_last_attempt_leaves_a_finishable_job(store: &dyn Store) {
+pub async fn worker_lost_on_the_last_attempt_dead_letters_the_job(store: &dyn Store) {
     let seq = inserted(store, "l", "1").await;
     let last_chance = NewJob {
         rule: "r".into(),
@@ -712,25 +713,36 @@ pub async fn worker_dying_on_the_last_attempt_leaves_a_finishable_job(store: &dy
     let lease = Duration::from_secs(10);
     let first = store.claim_jobs("dies", 1, lease, t(0)).await.unwrap();
     assert_eq!(first[0].job.attempts, 1);
-    // Its lease expires: taken again, still as the last attempt.
-    let again = store.claim_jobs("w2", 1, lease, t(11)).await.unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].job.attempts, 1);
-    assert_eq!(
+    let id = first[0].job.id;
+    // Its lease expires: the lost run was its only attempt, so it is a dead letter, not run
+    // again.
+    assert!(
         store
-            .job(again[0].job.id)
+            .claim_jobs("w2", 1, lease, t(11))
             .await
             .unwrap()
-            .unwrap()
-            .0
-            .attempts,
-        1
+            .is_empty()
     );
-    // The dead worker's late result is refused; the new holder's is recorded.
+    let (job, attempts) = store.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(job.attempts, 1);
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("lost")),
+        "{:?}",
+        job.last_error
+    );
+    assert_eq!(attempts.len(), 1, "the lost attempt is on record");
+    assert_eq!(attempts[0].number, 1);
+    assert_eq!(attempts[0].outcome, "failed");
+    assert_eq!(attempts[0].started_at, t(0));
+    assert_eq!(attempts[0].finished_at, t(11));
+    // The dead worker's late result is refused.
     assert!(
         !store
             .finish_job(
-                again[0].job.id,
+                id,
                 "dies",
                 &attempt(1, "applied", None),
                 JobNext::Done,
@@ -739,20 +751,606 @@ pub async fn worker_dying_on_the_last_attempt_leaves_a_finishable_job(store: &dy
             .await
             .unwrap()
     );
+    assert_eq!(
+        store.job(id).await.unwrap().unwrap().0.state,
+        JobState::Dead
+    );
+    // Like any dead letter, it can be replayed.
+    assert!(store.replay_job(id, t(20)).await.unwrap());
+    assert_eq!(
+        store.claim_jobs("w3", 1, lease, t(21)).await.unwrap().len(),
+        1
+    );
+}
+
+// ---- the dashboard's queries ----
+
+use hookbridge_sync_engine::store::{DeliveryBucket, DeliverySearch};
+
+async fn inserted_at(store: &dyn Store, endpoint: &str, id: &str, event: &str, at: i64) -> i64 {
+    let mut d = delivery(endpoint, id);
+    d.event_type = event.into();
+    d.received_at = t(at);
+    match store.insert_delivery(d).await.unwrap() {
+        InsertOutcome::Inserted { seq } => seq,
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn dashboard_search_buckets_and_oldest_unfinished(store: &dyn Store) {
+    assert!(store.oldest_unfinished_delivery().await.unwrap().is_none());
+    // t(0) is the start of an hour.
+    let x1 = inserted_at(store, "x", "x1", "issues", 10).await;
+    let x2 = inserted_at(store, "x", "x2", "push", 20).await;
+    let y1 = inserted_at(store, "y", "y1", "issues", 3605).await;
+    let y2 = inserted_at(store, "y", "y2", "issues", 3606).await;
+    for (seq, subject) in [(x1, "github:o/r#1"), (x2, "github:o/r#2")] {
+        store
+            .dispatch(
+                seq,
+                DeliveryStatus::Dispatched,
+                &[job("r1", Some(subject))],
+                t(25),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .dispatch(y1, DeliveryStatus::Unparseable, &[], t(3607))
+        .await
+        .unwrap();
+    // x1's job is dead-lettered; x2's stays pending.
+    let claimed = store
+        .claim_jobs("w", 1, Duration::from_secs(30), t(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].delivery.seq, x1);
     assert!(
         store
             .finish_job(
-                again[0].job.id,
-                "w2",
-                &attempt(1, "failed", Some("HTTP 503")),
+                claimed[0].job.id,
+                "w",
+                &attempt(1, "failed", Some("HTTP 400")),
                 JobNext::Dead,
-                t(12)
+                t(31)
             )
             .await
             .unwrap()
     );
-    let (job, attempts) = store.job(again[0].job.id).await.unwrap().unwrap();
+
+    let search = |s: DeliverySearch| async move {
+        store
+            .search_deliveries(&s)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(search(DeliverySearch::default()).await, [y2, y1, x2, x1]);
+    let on_x = DeliverySearch {
+        endpoint: Some(EndpointName::new("x")),
+        ..Default::default()
+    };
+    assert_eq!(search(on_x).await, [x2, x1]);
+    let issues = DeliverySearch {
+        event_type: Some("issues".into()),
+        ..Default::default()
+    };
+    assert_eq!(search(issues).await, [y2, y1, x1]);
+    let unparseable = DeliverySearch {
+        status: Some(DeliveryStatus::Unparseable),
+        ..Default::default()
+    };
+    assert_eq!(search(unparseable).await, [y1]);
+    let received = DeliverySearch {
+        status: Some(DeliveryStatus::Received),
+        ..Default::default()
+    };
+    assert_eq!(search(received).await, [y2]);
+    let failed = DeliverySearch {
+        failed: true,
+        ..Default::default()
+    };
+    assert_eq!(search(failed).await, [x1]);
+    let window = DeliverySearch {
+        since: Some(t(15)),
+        until: Some(t(3606)),
+        ..Default::default()
+    };
+    assert_eq!(search(window).await, [y1, x2]);
+    for (text, expected) in [
+        ("x2", vec![x2]),
+        ("o/r#1", vec![x1]),
+        ("github:o/r", vec![x2, x1]),
+        ("nothing", vec![]),
+    ] {
+        let by_text = DeliverySearch {
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        assert_eq!(search(by_text).await, expected, "text {text:?}");
+    }
+    let first_page = DeliverySearch {
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(search(first_page).await, [y2, y1]);
+    let second_page = DeliverySearch {
+        limit: 2,
+        before_seq: Some(y1),
+        ..Default::default()
+    };
+    assert_eq!(search(second_page).await, [x2, x1]);
+    let combined = DeliverySearch {
+        endpoint: Some(EndpointName::new("y")),
+        event_type: Some("issues".into()),
+        since: Some(t(3600)),
+        ..Default::default()
+    };
+    assert_eq!(search(combined).await, [y2, y1]);
+
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        store.delivery_buckets(t(0), hour).await.unwrap(),
+        [
+            DeliveryBucket {
+                endpoint: EndpointName::new("x"),
+                start: t(0),
+                deliveries: 2,
+                failed: 1,
+            },
+            DeliveryBucket {
+                endpoint: EndpointName::new("y"),
+                start: t(3600),
+                deliveries: 2,
+                failed: 1,
+            },
+        ]
+    );
+    let recent = store.delivery_buckets(t(15), hour).await.unwrap();
+    assert_eq!(recent[0].deliveries, 1, "{recent:?}");
+    assert_eq!(recent[0].failed, 0, "{recent:?}");
+    assert!(
+        store
+            .delivery_buckets(t(4000), hour)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // x2 has a pending job: it is the oldest unfinished (x1's job is dead, i.e. finished).
+    let oldest = store.oldest_unfinished_delivery().await.unwrap().unwrap();
+    assert_eq!(oldest.seq, x2);
+    let claimed = store
+        .claim_jobs("w", 1, Duration::from_secs(30), t(40))
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].delivery.seq, x2);
+    // Running is unfinished too.
+    assert_eq!(
+        store
+            .oldest_unfinished_delivery()
+            .await
+            .unwrap()
+            .unwrap()
+            .seq,
+        x2
+    );
+    store
+        .finish_job(
+            claimed[0].job.id,
+            "w",
+            &attempt(1, "applied", None),
+            JobNext::Done,
+            t(41),
+        )
+        .await
+        .unwrap();
+    // y2 was never dispatched.
+    assert_eq!(
+        store
+            .oldest_unfinished_delivery()
+            .await
+            .unwrap()
+            .unwrap()
+            .seq,
+        y2
+    );
+    store
+        .dispatch(y2, DeliveryStatus::NoRules, &[], t(3610))
+        .await
+        .unwrap();
+    assert!(store.oldest_unfinished_delivery().await.unwrap().is_none());
+}
+
+// ---- poison jobs ----
+
+/// A job whose run kills its worker every time (or hangs it past its lease): each lost run
+/// counts as an attempt, a lost run with attempts left is run again, and the job is a dead
+/// letter once all are used, freeing the jobs queued behind it on the same subject.
+pub async fn a_job_that_kills_its_worker_every_time_is_dead_lettered(store: &dyn Store) {
+    let seq = inserted(store, "poison", "1").await;
+    let next = inserted(store, "poison", "2").await;
+    let subject = Some("github:o/r#7");
+    for seq in [seq, next] {
+        store
+            .dispatch(seq, DeliveryStatus::Dispatched, &[job("r", subject)], t(0))
+            .await
+            .unwrap();
+    }
+    let lease = Duration::from_secs(10);
+    let mut id = None;
+    // max_attempts = 3: three runs, each lost (nobody finishes them).
+    for (round, at) in [(1, 0), (2, 11), (3, 22)] {
+        let claimed = store
+            .claim_jobs(&format!("w{round}"), 10, lease, t(at))
+            .await
+            .unwrap();
+        assert_eq!(
+            claimed.len(),
+            1,
+            "round {round}: only the head of the subject"
+        );
+        assert_eq!(claimed[0].delivery.seq, seq);
+        assert_eq!(claimed[0].job.attempts, round, "a lost run counts");
+        assert_eq!(*id.get_or_insert(claimed[0].job.id), claimed[0].job.id);
+        // Not before the lease expires.
+        assert!(
+            store
+                .claim_jobs("early", 10, lease, t(at + 9))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let id = id.unwrap();
+    // The third lease expires: no fourth run. The job is dead and the next one of the
+    // subject is taken in the same claim.
+    let claimed = store.claim_jobs("w4", 10, lease, t(33)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].delivery.seq, next);
+    assert_eq!(claimed[0].job.attempts, 1);
+    let (job, attempts) = store.job(id).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Dead);
+    assert_eq!(job.attempts, 3);
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("lost")),
+        "{:?}",
+        job.last_error
+    );
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].error.as_deref(), Some("HTTP 503"));
+    assert_eq!((attempts[0].number, attempts[0].started_at), (3, t(22)));
+    assert!(
+        store
+            .list_jobs(&JobFilter {
+                state: Some(JobState::Dead),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.id == id),
+        "listed among the dead letters"
+    );
+    assert!(
+        store
+            .finish_job(
+                claimed[0].job.id,
+                "w4",
+                &attempt(1, "applied", None),
+                JobNext::Done,
+                t(34)
+            )
+            .await
+            .unwrap()
+    );
+    // Claiming again changes nothing: dead-lettered once, its attempt recorded once.
+    assert!(
+        store
+            .claim_jobs("w5", 10, lease, t(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.job(id).await.unwrap().unwrap().1.len(), 1);
+}
+
+// ---- operations: unfinished deliveries, bulk replay selection, circuit pauses, calls ----
+
+use hookbridge_sync_engine::store::{CallRecord, JobSearch, UnfinishedFilter};
+
+pub async fn unfinished_replay_selection_pause_and_calls(store: &dyn Store) {
+    let lease = Duration::from_secs(1000);
+    let u1 = inserted_at(store, "u", "u1", "issues", 10).await;
+    let u2 = inserted_at(store, "u", "u2", "issues", 20).await;
+    let v1 = inserted_at(store, "v", "v1", "issues", 30).await;
+    let u3 = inserted_at(store, "u", "u3", "issues", 40).await;
+    let u4 = inserted_at(store, "u", "u4", "issues", 50).await;
+    let d = DeliveryStatus::Dispatched;
+    for (seq, jobs) in [
+        (u1, vec![job("r1", Some("s1")), job("r2", None)]),
+        (u2, vec![job("r1", Some("s2"))]),
+        (v1, vec![job("r2", None)]),
+        (u4, vec![job("r1", Some("s4"))]),
+    ] {
+        assert!(store.dispatch(seq, d, &jobs, t(100)).await.unwrap());
+    }
+    // u3 stays undispatched.
+    let claimed = store.claim_jobs("w", 10, lease, t(101)).await.unwrap();
+    let ids: Vec<JobId> = claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(ids.len(), 5);
+    let [u1_r1, u1_r2, u2_r1, v1_r2, u4_r1] = ids[..] else {
+        unreachable!()
+    };
+    let finish = |id, outcome: &'static str, next| async move {
+        let error = (outcome != "applied").then_some("HTTP 503");
+        assert!(
+            store
+                .finish_job(id, "w", &attempt(1, outcome, error), next, t(102))
+                .await
+                .unwrap()
+        );
+    };
+    finish(u1_r1, "failed", JobNext::Dead).await;
+    finish(u1_r2, "applied", JobNext::Done).await;
+    finish(u2_r1, "retry", JobNext::RetryAt(t(200))).await;
+    // v1_r2 stays running.
+
+    // A job paused by an open circuit goes back to pending, its attempt given back; only
+    // its holder may pause it.
+    assert!(
+        !store
+            .pause_job(u4_r1, "other", 1, t(150), "paused", t(103))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .pause_job(
+                u4_r1,
+                "w",
+                1,
+                t(150),
+                "paused: the circuit of x is open",
+                t(103)
+            )
+            .await
+            .unwrap()
+    );
+    let (paused, attempts) = store.job(u4_r1).await.unwrap().unwrap();
+    assert_eq!(paused.state, JobState::Pending);
+    assert_eq!(paused.attempts, 0, "the paused attempt is not counted");
+    assert_eq!(paused.run_at, t(150));
+    assert_eq!(
+        paused.last_error.as_deref(),
+        Some("paused: the circuit of x is open")
+    );
+    assert!(attempts.is_empty());
+    assert!(
+        !store
+            .pause_job(u4_r1, "w", 1, t(150), "again", t(104))
+            .await
+            .unwrap(),
+        "no longer running"
+    );
+    assert!(
+        store
+            .claim_jobs("w", 10, lease, t(149))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_jobs("w", 10, lease, t(150)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].job.id, again[0].job.attempts), (u4_r1, 1));
+
+    // Structured calls are stored with the attempt's lines, and read back.
+    let call = CallRecord {
+        service: "jira".into(),
+        method: "POST".into(),
+        target: "/rest/api/3/issue".into(),
+        summary: "create the issue of s4".into(),
+        status: Some(201),
+        error: None,
+    };
+    let failed_call = CallRecord {
+        service: "slack".into(),
+        summary: "post".into(),
+        error: Some("transient failure: HTTP 503".into()),
+        ..CallRecord::default()
+    };
+    let mut with_calls = attempt(1, "applied", None);
+    with_calls.calls = vec![call.clone(), failed_call.clone()];
+    assert!(
+        store
+            .finish_job(u4_r1, "w", &with_calls, JobNext::Done, t(151))
+            .await
+            .unwrap()
+    );
+    let (_, attempts) = store.job(u4_r1).await.unwrap().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].actions, ["POST /thing"]);
+    assert_eq!(attempts[0].calls, [call, failed_call]);
+    // Attempts stored with lines only read back without calls.
+    let (_, attempts) = store.job(u1_r1).await.unwrap().unwrap();
+    assert_eq!(attempts[0].actions, ["POST /thing"]);
+    assert!(attempts[0].calls.is_empty());
+
+    // Unfinished: a job dead, retrying or running, or not dispatched yet; oldest first.
+    let unfinished = |filter: UnfinishedFilter| async move {
+        store
+            .unfinished_deliveries(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| {
+                let jobs: Vec<(JobId, &'static str)> =
+                    u.jobs.iter().map(|j| (j.id, j.progress())).collect();
+                (u.delivery.seq, jobs)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        unfinished(UnfinishedFilter::default()).await,
+        [
+            (u1, vec![(u1_r1, "dead")]),
+            (u2, vec![(u2_r1, "retrying")]),
+            (v1, vec![(v1_r2, "running")]),
+            (u3, vec![]),
+        ]
+    );
+    let seqs = |rows: Vec<(i64, Vec<(JobId, &'static str)>)>| {
+        rows.into_iter().map(|(seq, _)| seq).collect::<Vec<_>>()
+    };
+    let filter = |f: fn(&mut UnfinishedFilter)| {
+        let mut filter = UnfinishedFilter::default();
+        f(&mut filter);
+        filter
+    };
+    assert_eq!(
+        seqs(unfinished(filter(|f| f.endpoint = Some("u".into()))).await),
+        [u1, u2, u3]
+    );
+    assert_eq!(
+        unfinished(filter(|f| f.rule = Some("r2".into()))).await,
+        [(v1, vec![(v1_r2, "running")])],
+        "u1's r2 job is done; an undispatched delivery has no job of r2"
+    );
+    assert_eq!(
+        seqs(unfinished(filter(|f| f.received_before = Some(t(25)))).await),
+        [u1, u2]
+    );
+    let mut paged = UnfinishedFilter {
+        limit: 2,
+        ..UnfinishedFilter::default()
+    };
+    assert_eq!(seqs(unfinished(paged.clone()).await), [u1, u2]);
+    paged.after_seq = Some(u2);
+    assert_eq!(seqs(unfinished(paged).await), [v1, u3]);
+
+    // Bulk replay selection: by state, rule, endpoint and the delivery's time.
+    let found = |search: JobSearch| async move {
+        store
+            .search_jobs(&search)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found(JobSearch {
+            states: vec![JobState::Dead],
+            ..JobSearch::default()
+        })
+        .await,
+        [u1_r1]
+    );
+    assert_eq!(
+        found(JobSearch {
+            states: vec![JobState::Done],
+            endpoint: Some("u".into()),
+            ..JobSearch::default()
+        })
+        .await,
+        [u1_r2, u4_r1]
+    );
+    assert_eq!(
+        found(JobSearch {
+            rule: Some("r1".into()),
+            since: Some(t(15)),
+            until: Some(t(50)),
+            ..JobSearch::default()
+        })
+        .await,
+        [u2_r1],
+        "until is exclusive"
+    );
+    assert_eq!(
+        found(JobSearch {
+            after_id: Some(u1_r2.0),
+            limit: 2,
+            ..JobSearch::default()
+        })
+        .await,
+        [u2_r1, v1_r2]
+    );
+
+    // A finished job runs again with a fresh budget; an unfinished one is left alone.
+    assert!(store.rerun_job(u4_r1, t(160)).await.unwrap());
+    let (rerun, _) = store.job(u4_r1).await.unwrap().unwrap();
+    assert_eq!(rerun.state, JobState::Pending);
+    assert_eq!(rerun.max_attempts, 4);
+    assert!(!store.rerun_job(u2_r1, t(160)).await.unwrap());
+    assert!(!store.rerun_job(JobId(999_999), t(160)).await.unwrap());
+    assert!(
+        seqs(unfinished(UnfinishedFilter::default()).await).contains(&u4),
+        "a rerun job is unfinished again"
+    );
+}
+
+/// `put_state_if_absent`: the first value stays; of many concurrent calls for one key (on
+/// two handles of the store, as two instances), exactly one wins; keys and rules are apart;
+/// `put_state` still overwrites.
+pub async fn state_if_absent_is_won_once(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let first = serde_json::json!({"asked": 1});
+    assert!(
+        a.put_state_if_absent("heal:gh", "g1", &first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.put_state_if_absent("heal:gh", "g1", &serde_json::json!({"asked": 2}))
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.state("heal:gh", "g1").await.unwrap(), Some(first));
+    assert!(
+        b.put_state_if_absent("heal:gh", "g2", &serde_json::json!(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        b.put_state_if_absent("heal:other", "g1", &serde_json::json!(1))
+            .await
+            .unwrap()
+    );
+    a.put_state("heal:gh", "g1", &serde_json::json!("replaced"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.state("heal:gh", "g1").await.unwrap(),
+        Some(serde_json::json!("replaced"))
+    );
+    // 20 keys, each claimed by 8 racing callers split over both handles.
+    let mut tasks = tokio::task::JoinSet::new();
+    for key in 0..20 {
+        for caller in 0..8 {
+            let store = if caller % 2 == 0 {
+                a.clone()
+            } else {
+                b.clone()
+            };
+            tasks.spawn(async move {
+                let won = store
+                    .put_state_if_absent(
+                        "heal:race",
+                        &format!("k{key}"),
+                        &serde_json::json!(caller),
+                    )
+                    .await
+                    .unwrap();
+                (key, won)
+            });
+        }
+    }
+    let mut wins = [0u32; 20];
+    while let Some(joined) = tasks.join_next().await {
+        let (key, won) = joined.unwrap();
+        wins[key] += u32::from(won);
+    }
+    assert_eq!(wins, [1; 20], "each key is won exactly once");
 }

@@ -2,6 +2,7 @@
 //! `{"id", "object", "field", "value", "actor"}` on endpoints named after their service.
 #![allow(dead_code)]
 
+pub mod ops;
 pub mod scenarios;
 
 use std::sync::{Arc, Mutex};

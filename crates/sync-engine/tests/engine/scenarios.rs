@@ -428,6 +428,7 @@ pub async fn dead_worker_job_is_retried_and_applied_once(store: Arc<dyn Store>) 
         outcome: "applied".into(),
         error: None,
         actions: vec![],
+        calls: vec![],
     };
     assert!(
         !store
