@@ -19,7 +19,8 @@ if ! cargo fetch --locked --target "$triple" >/dev/null; then
   exit 1
 fi
 cargo fuzz build "${flags[@]}"
-"target/$triple/release/seeds"
+# cargo fuzz builds into CARGO_TARGET_DIR when it is set.
+"${CARGO_TARGET_DIR:-target}/$triple/release/seeds"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list | grep -v '^seeds$')

@@ -22,6 +22,7 @@ pub mod feed_asana;
 pub mod github_asana;
 pub mod github_jira;
 pub mod pagerduty_jira;
+mod template;
 pub mod travis_chat;
 pub mod trello_hooks;
 

@@ -4,17 +4,9 @@
 
 use std::fmt;
 
-/// A parsed template.
+/// A parsed template whose placeholders are field names.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Field(String),
-}
+pub(crate) struct Template(super::super::template::Template<String>);
 
 /// Why a template is invalid.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,79 +21,25 @@ impl fmt::Display for TemplateError {
 impl Template {
     /// Parses `text`, accepting only placeholders named in `fields`.
     pub(crate) fn parse(text: &str, fields: &[&str]) -> Result<Self, TemplateError> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => {
-                                return Err(TemplateError(format!(
-                                    "unclosed `{{{name}` (write `{{{{` for a literal brace)"
-                                )));
-                            }
-                        }
-                    }
-                    let name = name.trim().to_owned();
-                    if !fields.contains(&name.as_str()) {
-                        return Err(TemplateError(format!(
-                            "unknown placeholder `{{{name}}}`; known: {}",
-                            fields
-                                .iter()
-                                .map(|f| format!("{{{f}}}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
-                    }
-                    if !literal.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut literal)));
-                    }
-                    parts.push(Part::Field(name));
-                }
-                '}' => {
-                    return Err(TemplateError(
-                        "a lone `}` (write `}}` for a literal brace)".into(),
-                    ));
-                }
-                c => literal.push(c),
+        super::super::template::Template::parse(text, |name| {
+            if fields.contains(&name) {
+                Ok(name.to_owned())
+            } else {
+                Err(super::super::template::unknown(name, fields))
             }
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Text(literal));
-        }
-        Ok(Self { parts })
+        })
+        .map(Self)
+        .map_err(TemplateError)
     }
 
     /// Whether the template uses `field`.
     pub(crate) fn uses(&self, field: &str) -> bool {
-        self.parts
-            .iter()
-            .any(|p| matches!(p, Part::Field(f) if f == field))
+        self.0.fields().any(|f| f == field)
     }
 
     /// The text, with each placeholder replaced by `value(name)`.
     pub(crate) fn render(&self, value: impl Fn(&str) -> String) -> String {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(text) => out.push_str(text),
-                Part::Field(name) => out.push_str(&value(name)),
-            }
-        }
-        out
+        self.0.render(|name| value(name))
     }
 }
 

@@ -60,17 +60,9 @@ impl Var {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Var(Var),
-}
-
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Template {
-    parts: Vec<Part>,
-}
+pub(crate) struct Template(super::super::template::Template<Var>);
 
 /// Why a template was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,64 +77,22 @@ impl fmt::Display for TemplateError {
 impl Template {
     /// Parses `text`, allowing the placeholders in `allowed`.
     pub(crate) fn parse(text: &str, allowed: &[Var]) -> Result<Self, TemplateError> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => {
-                                return Err(TemplateError(format!(
-                                    "unclosed placeholder `{{{name}`"
-                                )));
-                            }
-                        }
-                    }
-                    let Some(var) = allowed.iter().find(|v| v.name() == name) else {
-                        let known: Vec<&str> = allowed.iter().map(|v| v.name()).collect();
-                        return Err(TemplateError(format!(
-                            "unknown placeholder `{{{name}}}` (known here: {})",
-                            known.join(", ")
-                        )));
-                    };
-                    if !literal.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut literal)));
-                    }
-                    parts.push(Part::Var(*var));
-                }
-                '}' => return Err(TemplateError("a lone `}` (write `}}`)".into())),
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Text(literal));
-        }
-        Ok(Self { parts })
+        super::super::template::Template::parse(text, |name| {
+            allowed
+                .iter()
+                .copied()
+                .find(|v| v.name() == name)
+                .ok_or_else(|| {
+                    super::super::template::unknown(name, allowed.iter().map(|v| v.name()))
+                })
+        })
+        .map(Self)
+        .map_err(TemplateError)
     }
 
     /// The text, with each placeholder replaced by `value(var)`.
     pub(crate) fn render(&self, value: impl Fn(Var) -> String) -> String {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(text) => out.push_str(text),
-                Part::Var(var) => out.push_str(&value(*var)),
-            }
-        }
-        out
+        self.0.render(|var| value(*var))
     }
 }
 

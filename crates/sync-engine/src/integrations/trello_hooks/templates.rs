@@ -110,77 +110,28 @@ const MAX_VALUE_CHARS: usize = 500;
 
 /// A template, split into literal text and placeholders.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Template(Vec<Part>);
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Placeholder(&'static str),
-}
+pub(super) struct Template(crate::integrations::template::Template<&'static str>);
 
 impl Template {
     /// Parses `text`: `{name}` is a placeholder, `{{` and `}}` literal braces. Unknown
     /// placeholders and unbalanced braces are refused, with what is wrong.
     pub(super) fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => return Err(format!("`{{{name}` is not closed")),
-                        }
-                    }
-                    let known = PLACEHOLDERS
-                        .iter()
-                        .find(|p| **p == name.trim())
-                        .ok_or_else(|| {
-                            format!(
-                                "unknown placeholder `{{{name}}}` (known: {})",
-                                PLACEHOLDERS.join(", ")
-                            )
-                        })?;
-                    if !literal.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut literal)));
-                    }
-                    parts.push(Part::Placeholder(known));
-                }
-                '}' => return Err("a `}` without its `{` (write `}}` for a brace)".into()),
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Text(literal));
-        }
-        Ok(Template(parts))
+        crate::integrations::template::Template::parse(text, |name| {
+            PLACEHOLDERS
+                .iter()
+                .copied()
+                .find(|p| *p == name)
+                .ok_or_else(|| crate::integrations::template::unknown(name, PLACEHOLDERS))
+        })
+        .map(Template)
     }
 
     /// The text for `action`; a placeholder without a value renders as `-`.
     pub(super) fn render(&self, action: &TrelloAction<'_>) -> String {
-        let mut out = String::new();
-        for part in &self.0 {
-            match part {
-                Part::Text(text) => out.push_str(text),
-                Part::Placeholder(name) => {
-                    let value = value(action, name).filter(|v| !v.trim().is_empty());
-                    out.push_str(&cut(value.as_deref().unwrap_or("-")));
-                }
-            }
-        }
-        out
+        self.0.render(|name| {
+            let value = value(action, name).filter(|v| !v.trim().is_empty());
+            cut(value.as_deref().unwrap_or("-"))
+        })
     }
 }
 
@@ -329,12 +280,8 @@ mod tests {
                 .contains("not closed")
         );
         assert!(Template::parse("a } b").is_err());
-        assert_eq!(
-            Template::parse("{{literal}} {card}").unwrap(),
-            Template(vec![
-                Part::Text("{literal} ".into()),
-                Part::Placeholder("card")
-            ])
-        );
+        let literal = Template::parse("{{literal}} {card}").unwrap();
+        assert_eq!(literal.0.fields().collect::<Vec<_>>(), [&"card"]);
+        assert_eq!(literal.0.render(|f| f.to_uppercase()), "{literal} CARD");
     }
 }
