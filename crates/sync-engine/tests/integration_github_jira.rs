@@ -125,6 +125,11 @@ impl Rig {
                 "jira",
                 Arc::new(Jira::new(vec![Secret::new("s")], JiraOptions::default()).unwrap()),
             )
+            // Another organisation's endpoint, which this integration is not bound to.
+            .endpoint(
+                "github-other",
+                Arc::new(Github::new(vec![Secret::new("s")], GithubOptions::default()).unwrap()),
+            )
             .config(EngineConfig {
                 backoff: Backoff {
                     base: Duration::from_millis(20),
@@ -849,5 +854,41 @@ async fn issues_are_tracked_when_configured() {
     assert_eq!(jobs[0].0, JobState::Skipped, "{jobs:?}");
     assert!(jobs[0].1.contains("stale"), "{jobs:?}");
     assert_eq!(rig.writes(), writes);
+    rig.stop().await;
+}
+
+/// Two GitHub endpoints (say two organisations with their own integrations): this one acts
+/// only on deliveries of its own endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_of_another_endpoint_are_skipped() {
+    let mut rig = rig("").await;
+    rig.start();
+    let payload = pr_event("opened", pull(PR, Pr::Open, &[], 1), "octocat", None);
+    let id = rig.id();
+    let seq = rig
+        .insert(NewDelivery {
+            endpoint: EndpointName::new("github-other"),
+            provider: "github".into(),
+            delivery_id: DeliveryId::new(id.clone()),
+            event_type: "pull_request".into(),
+            headers: vec![
+                ("x-github-event".into(), "pull_request".into()),
+                ("x-github-delivery".into(), id),
+                ("content-type".into(), "application/json".into()),
+            ],
+            body: Bytes::from(serde_json::to_vec(&payload).unwrap()),
+            received_at: OffsetDateTime::now_utc(),
+        })
+        .await;
+    let jobs = rig.settle(Some(seq)).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].0, JobState::Skipped, "{jobs:?}");
+    assert!(jobs[0].1.contains("another endpoint"), "{jobs:?}");
+    assert!(rig.jira.issues().is_empty());
+    assert_eq!(rig.writes(), 0);
+    // The same delivery on its own endpoint is acted on.
+    let jobs = rig.github("pull_request", payload).await;
+    assert_eq!(jobs[0].0, JobState::Done, "{jobs:?}");
+    assert_eq!(rig.jira.issues().len(), 1);
     rig.stop().await;
 }

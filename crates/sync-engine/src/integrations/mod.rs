@@ -18,6 +18,7 @@
 //! the engine runs, and a [`Handle`] for the operations the CLI and admin API offer (a
 //! rescan, the Travis routes).
 
+mod endpoint;
 pub mod feed_asana;
 pub mod github_asana;
 pub mod github_jira;

@@ -2,7 +2,7 @@
 //! gate labels, edited titles, rescans; Jira status changes) and what each one triggers.
 
 use async_trait::async_trait;
-use hookbridge_core::{Event, RuleError, RuleOutcome, SyncRule};
+use hookbridge_core::{EndpointName, Event, RuleError, RuleOutcome, SyncRule};
 use hookbridge_providers::github::GithubEvent;
 use hookbridge_providers::github::events::{
     IssuesAction, IssuesEvent, PullRequestAction, PullRequestEvent, User,
@@ -14,6 +14,7 @@ use super::GithubJira;
 use super::reconcile::Depth;
 use super::tracked::Tracked;
 use crate::engine::RuleContext;
+use crate::integrations::endpoint::on_endpoint;
 
 /// The action a recurring rescan gives the events it stores (see [`super::rescan`]).
 pub(crate) const RESCAN_ACTION: &str = "rescan";
@@ -208,6 +209,20 @@ impl SyncRule<RuleContext> for GithubJira {
     }
 
     async fn apply(&self, ctx: &RuleContext, event: &Event) -> Result<RuleOutcome, RuleError> {
+        // Several GitHub (or Jira) endpoints may feed integrations with other mappings: act
+        // only on deliveries of this one's endpoints.
+        let endpoint = if event.provider() == hookbridge_providers::github::KIND {
+            Some(self.settings.endpoint.as_str())
+        } else {
+            self.settings.jira_endpoint.as_deref()
+        };
+        if let Some(endpoint) = endpoint
+            && !on_endpoint(ctx, Some(&EndpointName::new(endpoint))).await?
+        {
+            return Ok(RuleOutcome::Skipped {
+                reason: "delivered to another endpoint".into(),
+            });
+        }
         if let Some((change, obj)) = self.github_change(event) {
             if !self.wants(&change) {
                 return Ok(RuleOutcome::Skipped {

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hookbridge_core::{Event, RuleError, RuleOutcome, SyncRule};
+use hookbridge_core::{EndpointName, Event, RuleError, RuleOutcome, SyncRule};
 use hookbridge_providers::jira::client::JiraClient;
 use hookbridge_providers::pagerduty::client::{
     IncidentTarget, PagerdutyClient, StatusChange, SyncOutcome,
@@ -29,6 +29,7 @@ use super::config::Settings;
 use super::issues::{JiraSide, LinkState, step_error};
 use super::mapping::{self, IssueChange, Observation, incident_key, issue_key, priority_name};
 use crate::engine::RuleContext;
+use crate::integrations::endpoint::on_endpoint;
 
 /// The rule of a `pagerduty-jira` integration, named after it.
 pub struct PagerdutyJiraRule {
@@ -390,6 +391,17 @@ impl SyncRule<RuleContext> for PagerdutyJiraRule {
     }
 
     async fn apply(&self, ctx: &RuleContext, event: &Event) -> Result<RuleOutcome, RuleError> {
+        // Several PagerDuty (or Jira) endpoints may feed integrations with other mappings:
+        // act only on deliveries of this one's endpoints.
+        let endpoint = match event.provider().as_str() {
+            "pagerduty" => &self.settings.config.pagerduty_endpoint,
+            _ => &self.settings.config.jira_endpoint,
+        };
+        if !on_endpoint(ctx, Some(&EndpointName::new(endpoint.as_str()))).await? {
+            return Ok(RuleOutcome::Skipped {
+                reason: "delivered to another endpoint".into(),
+            });
+        }
         match event.provider().as_str() {
             "pagerduty" => self.apply_pagerduty(ctx, event).await,
             "jira" => match mapping::issue_change(event, &self.settings.config.project) {

@@ -1,10 +1,9 @@
 //! What the chat integrations share: remembering which targets of a message were already
-//! served (so a retried or replayed job does not post twice), and finding the endpoint a
-//! job's delivery arrived on.
+//! served (so a retried or replayed job does not post twice).
 
 use std::collections::BTreeSet;
 
-use hookbridge_core::{EndpointName, RuleError};
+use hookbridge_core::RuleError;
 
 use crate::engine::RuleContext;
 
@@ -64,38 +63,6 @@ impl Progress {
         let record = serde_json::json!({"key": self.key, "done": self.done});
         ctx.put_state(&self.state_key, &record).await
     }
-}
-
-/// The endpoint the running job's delivery arrived on; None in a dry run (no job) or when
-/// the job or delivery is gone.
-pub(in crate::integrations) async fn delivery_endpoint(
-    ctx: &RuleContext,
-) -> Result<Option<EndpointName>, RuleError> {
-    let Some(job) = ctx.job else {
-        return Ok(None);
-    };
-    let Some((job, _)) = ctx.store.job(job).await? else {
-        return Ok(None);
-    };
-    Ok(ctx
-        .store
-        .delivery(job.delivery_seq)
-        .await?
-        .map(|delivery| delivery.endpoint))
-}
-
-/// Whether the running job belongs to `endpoint` (always true without an endpoint filter,
-/// and in a dry run, which has no job to tell).
-pub(in crate::integrations) async fn on_endpoint(
-    ctx: &RuleContext,
-    endpoint: Option<&EndpointName>,
-) -> Result<bool, RuleError> {
-    let Some(wanted) = endpoint else {
-        return Ok(true);
-    };
-    Ok(delivery_endpoint(ctx)
-        .await?
-        .is_none_or(|actual| &actual == wanted))
 }
 
 /// A key part made of what sinks accept in an idempotency key (Matrix transaction ids go

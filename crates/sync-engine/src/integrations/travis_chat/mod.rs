@@ -38,7 +38,7 @@ use serde::Deserialize;
 use super::{Connections, Handle, Integration, IntegrationError};
 use crate::store::Store;
 
-pub(in crate::integrations) use fanout::{Progress, key_part, on_endpoint};
+pub(in crate::integrations) use fanout::{Progress, key_part};
 pub use outcome::{BuildEvent, EventFilter, UnknownEvent};
 pub use routes::{
     Defaults, DefaultsView, NewRoute, Route, RouteSink, RouteSource, RouteView, SecretRef,

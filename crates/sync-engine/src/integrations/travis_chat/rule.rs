@@ -9,12 +9,13 @@ use hookbridge_providers::sinks::Notifier;
 use hookbridge_providers::travis::events::{BuildNotification, TravisEvent};
 
 use super::TravisChat;
-use super::fanout::{Progress, on_endpoint};
+use super::fanout::Progress;
 use super::message::{message, message_key};
 use super::outcome::{BuildEvent, Finished, classify};
 use super::routes::RouteSink;
 use crate::engine::RuleContext;
 use crate::integrations::IntegrationError;
+use crate::integrations::endpoint::on_endpoint;
 
 /// The integration's one rule, named after it.
 pub(super) struct TravisChatRule {

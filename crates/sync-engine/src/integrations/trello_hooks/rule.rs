@@ -10,7 +10,8 @@ use hookbridge_providers::sinks::Message;
 use super::TrelloHooks;
 use super::action::TrelloAction;
 use crate::engine::RuleContext;
-use crate::integrations::travis_chat::{Progress, key_part, on_endpoint};
+use crate::integrations::endpoint::on_endpoint;
+use crate::integrations::travis_chat::{Progress, key_part};
 
 /// The integration's one rule, named after it.
 pub(super) struct TrelloHooksRule {
