@@ -36,6 +36,10 @@ pub struct Config {
     /// when a payload does not carry them (a replayed or hand-made delivery).
     #[serde(default)]
     pub github: Option<String>,
+    /// The GitHub endpoint whose deliveries this integration acts on; none: every GitHub
+    /// endpoint (deliveries of other endpoints are skipped when it is set).
+    #[serde(default)]
+    pub endpoint: Option<String>,
     /// GitHub organization (or user) login -> Asana workspace gid; `*` is the fallback.
     /// Needed where projects are given by name (and for `project_by_repo_name`).
     #[serde(default)]

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures_util::TryStreamExt as _;
 use hookbridge_core::signature::{Algorithm, hmac};
-use hookbridge_core::{Event, RuleError, RuleOutcome, SyncRule};
+use hookbridge_core::{EndpointName, Event, RuleError, RuleOutcome, SyncRule};
 use hookbridge_providers::asana::client::{AsanaClient, NewTask, TaskUpdate};
 use hookbridge_providers::github::client::GithubClient;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ use self::item::Item;
 use self::tasks::{Created, Recognise};
 use super::{Connections, Handle, Integration, IntegrationError};
 use crate::engine::RuleContext;
+use crate::integrations::endpoint::on_endpoint;
 
 /// A built `github-asana` integration: its rule (named after the integration) and settings.
 pub struct GithubAsana {
@@ -479,6 +480,13 @@ impl SyncRule<RuleContext> for GithubAsana {
     }
 
     async fn apply(&self, ctx: &RuleContext, event: &Event) -> Result<RuleOutcome, RuleError> {
+        if let Some(endpoint) = self.settings.config.endpoint.as_deref()
+            && !on_endpoint(ctx, Some(&EndpointName::new(endpoint))).await?
+        {
+            return Ok(RuleOutcome::Skipped {
+                reason: "delivered to another endpoint".into(),
+            });
+        }
         let Some(item) = Item::from_event(event) else {
             return Ok(RuleOutcome::Skipped {
                 reason: "not an issue or pull request event".into(),
