@@ -28,8 +28,10 @@ fi
 mkdir -p logs
 failed=0
 for t in "${targets[@]}"; do
+  # A fixed seed (FUZZ_SEED, default 1) makes the smoke run walk the same mutations each time,
+  # so CI repeats what was run here; long runs should vary it (FUZZ_SEED=0: random).
   if cargo fuzz run "${flags[@]}" "$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
-      >"logs/$t.log" 2>&1; then
+      -seed="${FUZZ_SEED:-1}" >"logs/$t.log" 2>&1; then
     done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "logs/$t.log" | tail -1)"
     echo "$t: $(grep -E '^Done' "logs/$t.log" | tail -1); ${done_line#*DONE   }"
   else

@@ -169,9 +169,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Errors may quote the request, but never a secret the request did not contain.
+/// Errors may quote the request, but never a secret the request did not contain. A quote
+/// may be normalised (a media type is lowercased), so the request counts as containing the
+/// secret in any letter case.
 fn check_message(kind: &str, input: &[u8], message: String) {
-    if !contains(input, SECRET.as_bytes()) {
+    if !contains(&input.to_ascii_lowercase(), SECRET.to_ascii_lowercase().as_bytes()) {
         assert!(
             !message.contains(SECRET),
             "{kind}: an error message holds the secret: {message}"
