@@ -173,7 +173,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// may be normalised (a media type is lowercased), so the request counts as containing the
 /// secret in any letter case.
 fn check_message(kind: &str, input: &[u8], message: String) {
-    if !contains(&input.to_ascii_lowercase(), SECRET.to_ascii_lowercase().as_bytes()) {
+    if !contains(
+        &input.to_ascii_lowercase(),
+        SECRET.to_ascii_lowercase().as_bytes(),
+    ) {
         assert!(
             !message.contains(SECRET),
             "{kind}: an error message holds the secret: {message}"
