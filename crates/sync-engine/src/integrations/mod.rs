@@ -23,6 +23,7 @@ pub mod feed_asana;
 pub mod github_asana;
 pub mod github_jira;
 pub mod pagerduty_jira;
+mod pattern;
 mod template;
 pub mod travis_chat;
 pub mod trello_hooks;

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::pattern;
 use super::template::Template;
+use crate::integrations::pattern;
 
 /// The placeholders of `task_name` and `task_notes`.
 pub(crate) const FIELDS: &[&str] = &[

@@ -19,7 +19,6 @@
 mod assign;
 mod config;
 mod item;
-pub(crate) mod pattern;
 pub(crate) mod tasks;
 pub(crate) mod template;
 

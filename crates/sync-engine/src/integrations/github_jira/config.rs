@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::template::{Template, Var};
 use crate::integrations::IntegrationError;
+use crate::integrations::pattern::fnmatch;
 
 /// The integration's settings (`[[integrations]]` with `kind = "github-jira"`).
 ///
@@ -529,117 +530,9 @@ pub(crate) fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str
         .then(|| &text[prefix.len()..])
 }
 
-/// Python's `fnmatch`, case-insensitively: `*` any run (including `/`), `?` one
-/// character, `[seq]` / `[!seq]` a character (not) in the set, with ranges `a-z`. An
-/// unterminated `[` is a literal `[`.
-pub(crate) fn fnmatch(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    // Iterative matching with one backtrack point for the last `*`.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() {
-            match p[pi] {
-                '*' => {
-                    star = Some((pi, ti));
-                    pi += 1;
-                    continue;
-                }
-                '?' => {
-                    pi += 1;
-                    ti += 1;
-                    continue;
-                }
-                '[' => {
-                    if let Some((matched, next)) = class(&p, pi, t[ti]) {
-                        if matched {
-                            pi = next;
-                            ti += 1;
-                            continue;
-                        }
-                    } else if t[ti] == '[' {
-                        pi += 1;
-                        ti += 1;
-                        continue;
-                    }
-                }
-                c if c == t[ti] => {
-                    pi += 1;
-                    ti += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        match star {
-            Some((sp, st)) => {
-                pi = sp + 1;
-                ti = st + 1;
-                star = Some((sp, st + 1));
-            }
-            None => return false,
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-/// Matches `c` against the class starting at `p[start] == '['`: `(matched, index after the
-/// class)`, or `None` if the class is not terminated.
-fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = p.get(i) == Some(&'!');
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let &ch = p.get(i)?;
-        if ch == ']' && !first {
-            return Some((matched != negate, i + 1));
-        }
-        first = false;
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|&e| e != ']') {
-            let end = p[i + 2];
-            if ch <= c && c <= end {
-                matched = true;
-            }
-            i += 3;
-        } else {
-            if ch == c {
-                matched = true;
-            }
-            i += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnmatch_like_python() {
-        assert!(fnmatch("octo-org/*", "octo-org/octo-repo"));
-        assert!(fnmatch("octo-org/*", "Octo-Org/Repo"));
-        assert!(!fnmatch("octo-org/*", "other/octo-repo"));
-        assert!(fnmatch("*", "a/b"));
-        assert!(fnmatch("*/web-*", "org/web-app"));
-        assert!(!fnmatch("*/web-*", "org/api"));
-        assert!(fnmatch("org/repo?", "org/repo1"));
-        assert!(!fnmatch("org/repo?", "org/repo"));
-        assert!(fnmatch("org/[ab]*", "org/beta"));
-        assert!(!fnmatch("org/[!ab]*", "org/beta"));
-        assert!(fnmatch("org/[a-c]x", "org/bx"));
-        assert!(
-            fnmatch("org/[x", "org/[x"),
-            "an unterminated class is literal"
-        );
-        assert!(fnmatch("org/exact", "org/exact"));
-        assert!(!fnmatch("org/exact", "org/exactly"));
-        assert!(fnmatch("a*b*c", "aXXbYYbc"));
-    }
 
     fn config(extra: &str) -> Config {
         toml::from_str(&format!(

@@ -1,5 +1,6 @@
 //! fnmatch-style patterns for repository names (`octo-org/*`, `octo-org/api-?`,
-//! `octo-org/[a-m]*`), matched case-insensitively because GitHub names are.
+//! `octo-org/[a-m]*`), matched case-insensitively because GitHub names are: the repository
+//! mappings of github-jira and github-asana.
 
 /// Whether `text` matches `pattern`: `*` is any run of characters (`/` included, as in
 /// Python's `fnmatch`), `?` one character, `[abc]`, `[a-z]` and `[!abc]` a character class.
@@ -139,5 +140,27 @@ mod tests {
         assert!(check("octo-org/*").is_ok());
         assert!(check("octo-org/[a-").is_err());
         assert!(check("").is_err());
+    }
+
+    #[test]
+    fn fnmatch_like_python() {
+        assert!(fnmatch("octo-org/*", "octo-org/octo-repo"));
+        assert!(fnmatch("octo-org/*", "Octo-Org/Repo"));
+        assert!(!fnmatch("octo-org/*", "other/octo-repo"));
+        assert!(fnmatch("*", "a/b"));
+        assert!(fnmatch("*/web-*", "org/web-app"));
+        assert!(!fnmatch("*/web-*", "org/api"));
+        assert!(fnmatch("org/repo?", "org/repo1"));
+        assert!(!fnmatch("org/repo?", "org/repo"));
+        assert!(fnmatch("org/[ab]*", "org/beta"));
+        assert!(!fnmatch("org/[!ab]*", "org/beta"));
+        assert!(fnmatch("org/[a-c]x", "org/bx"));
+        assert!(
+            fnmatch("org/[x", "org/[x"),
+            "an unterminated class is literal"
+        );
+        assert!(fnmatch("org/exact", "org/exact"));
+        assert!(!fnmatch("org/exact", "org/exactly"));
+        assert!(fnmatch("a*b*c", "aXXbYYbc"));
     }
 }
