@@ -276,12 +276,7 @@ impl TokenHttp {
             .map_err(|e| TokenHttpError::Transport(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::api::retry_after_header(response.headers());
             return Err(TokenHttpError::Status {
                 status: status.as_u16(),
                 retry_after,

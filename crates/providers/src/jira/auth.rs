@@ -36,7 +36,7 @@ use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -272,17 +272,6 @@ impl AuthHttp {
     }
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 /// The error of [`AuthHttp`] as the `oauth2` crate's HTTP client.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthHttpError {
@@ -317,7 +306,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for AuthHttp {
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 return Err(AuthHttpError::Status {
                     status: status.as_u16(),
-                    retry_after: retry_after(response.headers()),
+                    retry_after: crate::api::retry_after_header(response.headers()),
                 });
             }
             let mut builder = http::Response::builder().status(status);
@@ -682,7 +671,7 @@ impl OAuth1Flow {
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let wait = retry_after(response.headers());
+        let wait = crate::api::retry_after_header(response.headers());
         let body = AuthHttp::read_body(endpoint, response).await?;
         let answer = FormAnswer::parse(&body);
         if status.is_success() {
@@ -997,7 +986,7 @@ impl OAuth2Config {
                 message: e.without_url().to_string(),
             })?;
         let status = response.status();
-        let wait = retry_after(response.headers());
+        let wait = crate::api::retry_after_header(response.headers());
         let body = AuthHttp::read_body(ENDPOINT, response).await?;
         if !status.is_success() {
             return Err(JiraAuthError::Status {
