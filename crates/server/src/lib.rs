@@ -108,9 +108,9 @@ impl AppState {
 
     /// Serves the OAuth logins of `oauth` under `/oauth/{connection}/login|callback`. Call
     /// before the state is cloned into a router.
-    pub fn with_oauth(mut self, oauth: Option<oauth::OAuth>) -> Self {
+    pub fn with_oauth(mut self, oauth: Option<Arc<oauth::OAuth>>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.oauth = oauth.map(Arc::new);
+            inner.oauth = oauth;
         }
         self
     }

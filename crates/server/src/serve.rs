@@ -46,7 +46,8 @@ pub enum ServeError {
 ///
 /// Prints `hookbridge listening on http://ADDR` on stdout once ready to serve.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let oauth = crate::oauth::OAuth::from_connections(&config.connections)?;
+    // Built once: the `/oauth/` routes and the connections using the logins share it.
+    let oauth = crate::oauth::OAuth::from_connections(&config.connections)?.map(Arc::new);
     let store = config.store.open().await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -57,7 +58,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     let endpoints: Vec<_> = config.endpoints.keys().map(|n| n.to_string()).collect();
     prepare_endpoints(store.as_ref(), config.endpoints.values()).await?;
-    let services = Arc::new(crate::services::Services::build(&config, store.clone())?);
+    let services = Arc::new(crate::services::Services::build_with_oauth(
+        &config,
+        store.clone(),
+        oauth.clone(),
+    )?);
     let engine = build_engine(&config, store.clone(), &services)?;
     let running = engine.start();
     let healers = start_healers(&config, store.clone(), &services)?;

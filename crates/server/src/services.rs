@@ -33,8 +33,19 @@ impl Services {
     /// OAuth logins are configured without `HOOKBRIDGE_TOKEN_KEY`, or an integration's
     /// settings are wrong.
     pub fn build(config: &Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
-        let logins: Box<dyn Logins> = match OAuth::from_connections(&config.connections)? {
-            Some(oauth) => Box::new(StoredLogins::new(Arc::new(oauth), store)),
+        let oauth = OAuth::from_connections(&config.connections)?.map(Arc::new);
+        Self::build_with_oauth(config, store, oauth)
+    }
+
+    /// Like [`Services::build`], with the OAuth logins the caller already built (the server
+    /// serves their `/oauth/` routes with the same ones).
+    pub fn build_with_oauth(
+        config: &Config,
+        store: Arc<dyn Store>,
+        oauth: Option<Arc<OAuth>>,
+    ) -> Result<Self, ConfigError> {
+        let logins: Box<dyn Logins> = match oauth {
+            Some(oauth) => Box::new(StoredLogins::new(oauth, store)),
             None => Box::new(NoLogins),
         };
         Self::build_with(config, logins.as_ref())
