@@ -1,5 +1,5 @@
-//! `POST /hooks/{endpoint}`: receive, handshake, verify, identify, persist, and only then
-//! acknowledge.
+//! `POST /hooks/{endpoint}`: receive, handshake, verify, identify, plan the dispatch, persist,
+//! and only then acknowledge.
 
 use std::time::Instant;
 
@@ -220,7 +220,16 @@ async fn handle(
         identity.delivery_id,
         identity.event_type,
     );
-    match state.store().insert_delivery(record).await {
+    // With an engine, the delivery is stored with its jobs in one transaction; without
+    // one, as `received`, for a dispatcher to pick up.
+    let stored = match state.engine() {
+        Some(engine) => {
+            let dispatch = engine.plan(&raw, ep.provider.kind().as_str());
+            state.store().insert_dispatched(record, dispatch).await
+        }
+        None => state.store().insert_delivery(record).await,
+    };
+    match stored {
         Ok(InsertOutcome::Inserted { seq }) => Outcome::Accepted { delivery_id, seq },
         Ok(InsertOutcome::Duplicate) => Outcome::Duplicate { delivery_id },
         Err(error) => {

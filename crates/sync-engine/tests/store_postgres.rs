@@ -187,7 +187,7 @@ async fn data_survives_reconnect_and_migrations_run_once() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 }
 
 #[tokio::test]
@@ -252,7 +252,7 @@ async fn concurrent_startup_migrates_once() {
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
 }
 
 #[derive(Default)]
@@ -639,4 +639,14 @@ async fn state_if_absent_is_won_once() {
     conformance::state_if_absent_is_won_once(a.clone(), b.clone()).await;
     a.close().await;
     b.close().await;
+}
+
+#[tokio::test]
+async fn planned_deliveries_commit_with_their_jobs() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let store = Arc::new(schema.store().await);
+    conformance::planned_deliveries_commit_with_their_jobs(store.clone()).await;
+    store.close().await;
 }

@@ -185,3 +185,9 @@ async fn state_if_absent_is_won_once() {
     let store: Arc<dyn Store> = Arc::new(store);
     conformance::state_if_absent_is_won_once(store.clone(), store).await;
 }
+
+#[tokio::test]
+async fn planned_deliveries_commit_with_their_jobs() {
+    let (_dir, store) = fresh().await;
+    conformance::planned_deliveries_commit_with_their_jobs(Arc::new(store)).await;
+}

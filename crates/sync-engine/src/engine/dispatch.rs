@@ -1,16 +1,20 @@
-//! The dispatcher: takes deliveries still `received`, parses them, and records one job per
-//! matching rule, in one transaction per delivery.
+//! Dispatch: a delivery is parsed and becomes one job per matching rule.
+//!
+//! The server plans a delivery while receiving it ([`Engine::plan`](super::Engine::plan)) and
+//! stores it with its jobs in one transaction. The dispatcher task handles the rest: deliveries
+//! stored without a plan (pollers, replays, a server without an engine, a crash between the
+//! two), still `received`, a batch per transaction.
 
 use std::pin::pin;
 use std::sync::Arc;
 
-use hookbridge_core::{Event, RuleOutcome};
+use hookbridge_core::{Event, RawDelivery, RuleOutcome};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{Inner, idle};
-use crate::store::{DeliveryStatus, NewJob, StoreError, StoredDelivery};
+use crate::store::{DeliveryStatus, Dispatch, NewJob, StoreError, StoredDelivery};
 
 const BATCH: u32 = 128;
 
@@ -22,10 +26,8 @@ pub(crate) async fn run(engine: Arc<Inner>, mut stopped: watch::Receiver<bool>) 
         let found = match engine.store.undispatched(BATCH).await {
             Ok(batch) => {
                 let n = batch.len();
-                for delivery in batch {
-                    if let Err(error) = dispatch_one(&engine, &delivery).await {
-                        tracing::error!(seq = delivery.seq, %error, "dispatch failed; will retry");
-                    }
+                if let Err(error) = dispatch_batch(&engine, &batch).await {
+                    tracing::error!(deliveries = n, %error, "dispatch failed; will retry");
                 }
                 n
             }
@@ -46,32 +48,28 @@ pub(crate) async fn run(engine: Arc<Inner>, mut stopped: watch::Receiver<bool>) 
 /// Parses a stored delivery with its endpoint's provider (or, for an endpoint no longer
 /// configured, a parser of its provider kind).
 pub(crate) fn parse(engine: &Inner, delivery: &StoredDelivery) -> Result<Event, String> {
-    let raw = delivery.to_raw();
-    let provider = match engine.providers.get(&delivery.endpoint) {
+    parse_raw(engine, &delivery.to_raw(), &delivery.provider)
+}
+
+/// [`parse`] for a delivery as received, before it is stored.
+fn parse_raw(engine: &Inner, raw: &RawDelivery, provider_kind: &str) -> Result<Event, String> {
+    let provider = match engine.providers.get(&raw.endpoint) {
         Some(provider) => provider.clone(),
-        None => hookbridge_providers::parser(&delivery.provider).map_err(|e| e.to_string())?,
+        None => hookbridge_providers::parser(provider_kind).map_err(|e| e.to_string())?,
     };
-    let event = provider.parse(&raw).map_err(|e| e.to_string())?;
-    Ok(event.with_raw_json(json_document(&delivery.body)))
+    let event = provider.parse(raw).map_err(|e| e.to_string())?;
+    Ok(event.with_raw_json(json_document(&raw.body)))
 }
 
-/// The JSON document of a body: the body itself, or the `payload` field of a form body
-/// (GitHub's form deliveries, Travis CI, Slack interactivity).
-fn json_document(body: &bytes::Bytes) -> Option<bytes::Bytes> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | Some(b'[') => Some(body.clone()),
-        _ => form_urlencoded::parse(body)
-            .find(|(key, _)| key == "payload")
-            .map(|(_, value)| bytes::Bytes::from(value.into_owned())),
-    }
-}
-
-async fn dispatch_one(engine: &Inner, delivery: &StoredDelivery) -> Result<(), StoreError> {
-    let now = OffsetDateTime::now_utc();
-    let (status, jobs) = match parse(engine, delivery) {
+/// What becomes of a delivery: one job per matching rule, or why there is none.
+pub(crate) fn plan(engine: &Inner, raw: &RawDelivery, provider_kind: &str) -> Dispatch {
+    match parse_raw(engine, raw, provider_kind) {
         Err(reason) => {
-            tracing::warn!(seq = delivery.seq, endpoint = %delivery.endpoint, %reason, "delivery cannot be parsed");
-            (DeliveryStatus::Unparseable, Vec::new())
+            tracing::warn!(endpoint = %raw.endpoint, %reason, "delivery cannot be parsed");
+            Dispatch {
+                status: DeliveryStatus::Unparseable,
+                jobs: Vec::new(),
+            }
         }
         Ok(event) => {
             let jobs: Vec<NewJob> = engine
@@ -89,14 +87,40 @@ async fn dispatch_one(engine: &Inner, delivery: &StoredDelivery) -> Result<(), S
             } else {
                 DeliveryStatus::Dispatched
             };
-            tracing::debug!(seq = delivery.seq, event = %event.name(), jobs = jobs.len(), "dispatched");
-            (status, jobs)
+            tracing::debug!(endpoint = %raw.endpoint, event = %event.name(), jobs = jobs.len(), "dispatch planned");
+            Dispatch { status, jobs }
         }
-    };
-    engine
-        .store
-        .dispatch(delivery.seq, status, &jobs, now)
-        .await?;
+    }
+}
+
+/// The JSON document of a body: the body itself, or the `payload` field of a form body
+/// (GitHub's form deliveries, Travis CI, Slack interactivity).
+fn json_document(body: &bytes::Bytes) -> Option<bytes::Bytes> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'[') => Some(body.clone()),
+        _ => form_urlencoded::parse(body)
+            .find(|(key, _)| key == "payload")
+            .map(|(_, value)| bytes::Bytes::from(value.into_owned())),
+    }
+}
+
+/// Plans a batch of stored deliveries and records their dispatch in one store call (one
+/// transaction where the backend can), oldest first, so their jobs keep the inbox's order.
+async fn dispatch_batch(engine: &Inner, batch: &[StoredDelivery]) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    let planned: Vec<(i64, Dispatch)> = batch
+        .iter()
+        .map(|delivery| {
+            (
+                delivery.seq,
+                plan(engine, &delivery.to_raw(), &delivery.provider),
+            )
+        })
+        .collect();
+    engine.store.dispatch_many(&planned, now).await?;
     Ok(())
 }
 

@@ -31,11 +31,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbridge_core::{EndpointName, Event, Provider, SyncRule};
+use hookbridge_core::{EndpointName, Event, Provider, RawDelivery, SyncRule};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::store::Store;
+use crate::store::{Dispatch, Store};
 
 pub use backoff::Backoff;
 pub use circuit::{CircuitConfig, CircuitState, CircuitStatus};
@@ -295,6 +295,17 @@ impl Engine {
             "engine started"
         );
         RunningEngine { stop, tasks }
+    }
+
+    /// Decides the dispatch of a delivery being received: parses it with its endpoint's
+    /// provider and creates a job for each rule that matches, or says why there is none.
+    ///
+    /// The server stores the delivery with this plan in one transaction
+    /// ([`Store::insert_dispatched`](crate::store::Store::insert_dispatched)), which saves
+    /// the dispatcher reading the delivery back and writing it a second time. A delivery
+    /// stored without one is planned by the dispatcher the same way.
+    pub fn plan(&self, raw: &RawDelivery, provider_kind: &str) -> Dispatch {
+        dispatch::plan(&self.inner, raw, provider_kind)
     }
 
     /// What the rules would do with a stored delivery, without doing it.

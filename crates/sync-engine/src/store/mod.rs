@@ -35,8 +35,8 @@ use tokio::sync::Notify;
 
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use records::{
-    Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, EchoMark, InsertOutcome, Job, JobFilter,
-    JobId, JobNext, JobState, Link, NewDelivery, NewJob, StoredDelivery, TokenRecord,
+    Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, Dispatch, EchoMark, InsertOutcome, Job,
+    JobFilter, JobId, JobNext, JobState, Link, NewDelivery, NewJob, StoredDelivery, TokenRecord,
 };
 pub use records::{CallRecord, JobSearch, UnfinishedDelivery, UnfinishedFilter};
 pub use records::{DeliveryBucket, DeliverySearch};
@@ -84,6 +84,14 @@ pub enum StoreError {
     /// The store is shut down and accepts no more writes.
     #[error("the store is closed")]
     Closed,
+    /// A write was abandoned before it could commit: another operation in its batch failed
+    /// beyond recovery (or panicked), so the whole batch was rolled back. Nothing of it was
+    /// written; retrying is safe.
+    #[error("the store abandoned the write ({operation}) with its batch; nothing was written")]
+    Aborted {
+        /// The operation that was abandoned, or the one that made the batch fail.
+        operation: &'static str,
+    },
 }
 
 /// Times are stored as unix microseconds in every backend.
@@ -127,6 +135,23 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a delivery unless one with the same (endpoint, delivery id) exists.
     async fn insert_delivery(&self, delivery: NewDelivery) -> Result<InsertOutcome, StoreError>;
 
+    /// Inserts a delivery with its dispatch already decided (see
+    /// [`Engine::plan`](crate::engine::Engine::plan)) unless one with the same (endpoint,
+    /// delivery id) exists: the delivery, its status and its jobs commit together, and the
+    /// dispatcher never sees it. A duplicate changes nothing, as with
+    /// [`insert_delivery`](Store::insert_delivery).
+    ///
+    /// The default inserts the delivery as `received` and leaves it to the dispatcher, which
+    /// decides the same thing a moment later.
+    async fn insert_dispatched(
+        &self,
+        delivery: NewDelivery,
+        dispatch: Dispatch,
+    ) -> Result<InsertOutcome, StoreError> {
+        let _ = dispatch;
+        self.insert_delivery(delivery).await
+    }
+
     /// The deliveries with this delivery id, on any endpoint or on the given one.
     async fn find_deliveries(
         &self,
@@ -162,6 +187,24 @@ pub trait Store: Send + Sync + 'static {
         jobs: &[NewJob],
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// Records the dispatch of several `received` deliveries, in order, in one transaction
+    /// where the backend can: one flag per item, `false` where the delivery was no longer
+    /// `received`. The default calls [`dispatch`](Store::dispatch) for each.
+    async fn dispatch_many(
+        &self,
+        items: &[(i64, Dispatch)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut created = Vec::with_capacity(items.len());
+        for (seq, dispatch) in items {
+            created.push(
+                self.dispatch(*seq, dispatch.status, &dispatch.jobs, now)
+                    .await?,
+            );
+        }
+        Ok(created)
+    }
 
     /// Sets a delivery back to `received`, so it is dispatched again through the current
     /// rules. Returns `false` if there is no such delivery.

@@ -41,9 +41,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, EchoMark, InsertOutcome, Job, JobFilter,
-    JobId, JobNext, JobState, Link, NewDelivery, NewJob, Store, StoreError, StoredDelivery,
-    TokenRecord, from_unix_micros, micros, unix_micros,
+    Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, Dispatch, EchoMark, InsertOutcome, Job,
+    JobFilter, JobId, JobNext, JobState, Link, NewDelivery, NewJob, Store, StoreError,
+    StoredDelivery, TokenRecord, from_unix_micros, micros, unix_micros,
 };
 use super::{DeliveryBucket, DeliverySearch};
 use super::{JobSearch, UnfinishedDelivery, UnfinishedFilter};
@@ -52,6 +52,7 @@ use super::{JobSearch, UnfinishedDelivery, UnfinishedFilter};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_inbox.sql")),
     (2, include_str!("migrations/postgres/0002_engine.sql")),
+    (3, include_str!("migrations/postgres/0003_open_jobs.sql")),
 ];
 
 /// The channel instances wake each other on. The payload is the store's schema, so that
@@ -711,6 +712,68 @@ impl Store for PostgresStore {
         Ok(outcome)
     }
 
+    async fn insert_dispatched(
+        &self,
+        delivery: NewDelivery,
+        dispatch: Dispatch,
+    ) -> Result<InsertOutcome, StoreError> {
+        let d = &delivery;
+        let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+        let rules: Vec<&str> = dispatch.jobs.iter().map(|j| j.rule.as_str()).collect();
+        let subjects: Vec<Option<&str>> =
+            dispatch.jobs.iter().map(|j| j.subject.as_deref()).collect();
+        let max_attempts: Vec<i64> = dispatch
+            .jobs
+            .iter()
+            .map(|j| i64::from(j.max_attempts))
+            .collect();
+        // One statement, so one round trip and one (group) commit: the jobs are created only
+        // when the delivery row is, from the row the insert returned.
+        let row = sqlx::query(
+            "WITH d AS (
+                INSERT INTO deliveries
+                    (endpoint, provider, delivery_id, event_type, headers, body, received_at,
+                     status)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (endpoint, delivery_id) DO NOTHING
+                RETURNING seq
+             ), j AS (
+                INSERT INTO jobs (delivery_seq, rule, subject, state, max_attempts,
+                    run_at, created_at, updated_at)
+                SELECT d.seq, t.rule, t.subject, 'pending', t.max_attempts, $12, $12, $12
+                FROM d, UNNEST($9::text[], $10::text[], $11::bigint[])
+                    WITH ORDINALITY AS t (rule, subject, max_attempts, ord)
+                ORDER BY t.ord
+             )
+             SELECT seq FROM d",
+        )
+        .bind(d.endpoint.as_str())
+        .bind(d.provider.as_str())
+        .bind(d.delivery_id.as_str())
+        .bind(d.event_type.as_str())
+        .bind(headers)
+        .bind(&d.body[..])
+        .bind(unix_micros(d.received_at))
+        .bind(dispatch.status.as_str())
+        .bind(rules)
+        .bind(subjects)
+        .bind(max_attempts)
+        .bind(unix_micros(OffsetDateTime::now_utc()))
+        .fetch_optional(self.pool()?)
+        .await
+        .map_err(StoreError::db("insert delivery"))?;
+        let Some(row) = row else {
+            return Ok(InsertOutcome::Duplicate);
+        };
+        let seq = row
+            .try_get("seq")
+            .map_err(StoreError::db("insert delivery"))?;
+        if !dispatch.jobs.is_empty() {
+            self.wake();
+        }
+        Ok(InsertOutcome::Inserted { seq })
+    }
+
     async fn find_deliveries(
         &self,
         delivery_id: &DeliveryId,
@@ -911,7 +974,8 @@ impl Store for PostgresStore {
         let claimed = sqlx::query(
             "WITH picked AS (
                 SELECT j.id FROM jobs j
-                WHERE ((j.state = 'pending' AND j.run_at <= $3)
+                WHERE j.state IN ('pending', 'running')
+                  AND ((j.state = 'pending' AND j.run_at <= $3)
                        OR (j.state = 'running' AND j.lease_until < $3))
                   AND (j.subject IS NULL OR NOT EXISTS (
                         SELECT 1 FROM jobs k

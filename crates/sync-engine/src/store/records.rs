@@ -239,6 +239,19 @@ pub struct NewJob {
     pub max_attempts: u32,
 }
 
+/// What the engine decided for a delivery: the status it moves to and the jobs it creates.
+///
+/// Handed to [`Store::insert_dispatched`](super::Store::insert_dispatched) with the delivery
+/// itself, it is stored in the delivery's own transaction, so a delivery the engine could
+/// plan while it was being received never needs the dispatcher's second write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dispatch {
+    /// [`DeliveryStatus::Dispatched`] with jobs; `NoRules` or `Unparseable` without.
+    pub status: DeliveryStatus,
+    /// One job per matching rule, in rule order.
+    pub jobs: Vec<NewJob>,
+}
+
 /// A job as stored.
 #[derive(Clone, Debug, Serialize)]
 pub struct Job {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use hookbridge_core::{DeliveryId, EndpointName, Secret};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -21,13 +22,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, Row as _};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, EchoMark, InsertOutcome, Job, JobFilter,
-    JobId, JobNext, JobState, Link, NewDelivery, NewJob, Store, StoreError, StoredDelivery,
-    TokenRecord, from_unix_micros, micros, unix_micros,
+    Attempt, ClaimedJob, DeliveryFilter, DeliveryStatus, Dispatch, EchoMark, InsertOutcome, Job,
+    JobFilter, JobId, JobNext, JobState, Link, NewDelivery, NewJob, Store, StoreError,
+    StoredDelivery, TokenRecord, from_unix_micros, micros, unix_micros,
 };
 use super::{DeliveryBucket, DeliverySearch};
 use super::{JobSearch, UnfinishedDelivery, UnfinishedFilter};
@@ -36,6 +37,7 @@ use super::{JobSearch, UnfinishedDelivery, UnfinishedFilter};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_inbox.sql")),
     (2, include_str!("migrations/sqlite/0002_engine.sql")),
+    (3, include_str!("migrations/sqlite/0003_open_jobs.sql")),
 ];
 
 /// Most deliveries committed in one transaction.
@@ -75,17 +77,50 @@ impl Default for SqliteOptions {
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 type Reply = oneshot::Sender<Result<InsertOutcome, StoreError>>;
-type Writer = Arc<Mutex<Option<SqliteConnection>>>;
+
+/// Hands an operation's result to its caller once the batch it ran in has committed (or
+/// failed to): nothing is reported durable before it is.
+type Deferred = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+type RunOp =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (Deferred, bool)> + Send>;
+
+/// One write operation, run inside the writer's batch transaction (in its own savepoint).
+struct WriteOp {
+    operation: &'static str,
+    /// Runs the operation; `false` beside the result when its savepoint could not be rolled
+    /// back, so the batch must not commit.
+    run: RunOp,
+}
+
+/// What the writer task is asked to do.
+enum Request {
+    /// A delivery for the inbox, with its dispatch when the engine planned it.
+    Insert {
+        delivery: NewDelivery,
+        dispatch: Option<Dispatch>,
+        reply: Reply,
+    },
+    /// Any other write.
+    Write(WriteOp),
+}
 
 /// The embedded SQLite store. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Writer,
-    inserts: StdMutex<Option<mpsc::Sender<(NewDelivery, Reply)>>>,
-    batcher: StdMutex<Option<JoinHandle<()>>>,
+    requests: StdMutex<Option<mpsc::Sender<Request>>>,
+    tasks: StdMutex<Option<Tasks>>,
     reads: SqlitePool,
     notify: Arc<Notify>,
+}
+
+/// The store's background tasks, stopped by `close`.
+#[derive(Debug)]
+struct Tasks {
+    writer: JoinHandle<()>,
+    checkpointer: JoinHandle<()>,
+    stop_checkpoints: watch::Sender<bool>,
 }
 
 impl SqliteStore {
@@ -108,12 +143,21 @@ impl SqliteStore {
                 Synchronous::Normal => SqliteSynchronous::Normal,
             })
             .busy_timeout(options.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Inserts of 1 to 64 rows are 64 statements of their own: keep them all prepared.
+            .statement_cache_capacity(256)
+            // Checkpoints run in their own task (`checkpoint_loop`), not inside the commit
+            // that happens to cross the threshold, which would make that batch wait.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
 
         let mut conn = SqliteConnection::connect_with(&connect)
             .await
             .map_err(StoreError::db("open"))?;
         migrate(&mut conn).await?;
+        let checkpoints = SqliteConnection::connect_with(&connect)
+            .await
+            .map_err(StoreError::db("open checkpointer"))?;
 
         let reads = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
@@ -121,16 +165,25 @@ impl SqliteStore {
             .await
             .map_err(StoreError::db("open read pool"))?;
 
-        let writer: Writer = Arc::new(Mutex::new(Some(conn)));
         let notify = Arc::new(Notify::new());
+        let committed = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
-        let handle = tokio::spawn(insert_loop(writer.clone(), rx, notify.clone()));
+        let (stop_checkpoints, stopped) = watch::channel(false);
+        let tasks = Tasks {
+            writer: tokio::spawn(writer_loop(conn, rx, notify.clone(), committed.clone())),
+            checkpointer: tokio::spawn(checkpoint_loop(
+                checkpoints,
+                wal_path(&path),
+                committed,
+                stopped,
+            )),
+            stop_checkpoints,
+        };
         tracing::info!(path = %path.display(), "sqlite store open");
         Ok(Self {
             path,
-            writer,
-            inserts: StdMutex::new(Some(tx)),
-            batcher: StdMutex::new(Some(handle)),
+            requests: StdMutex::new(Some(tx)),
+            tasks: StdMutex::new(Some(tasks)),
             reads,
             notify,
         })
@@ -141,24 +194,123 @@ impl SqliteStore {
         &self.path
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<(NewDelivery, Reply)>> {
-        self.inserts.lock().ok().and_then(|guard| guard.clone())
+    fn sender(&self) -> Option<mpsc::Sender<Request>> {
+        self.requests.lock().ok().and_then(|guard| guard.clone())
     }
 
-    /// Runs `f` in a write transaction on the writer connection.
+    async fn insert(
+        &self,
+        delivery: NewDelivery,
+        dispatch: Option<Dispatch>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let sender = self.sender().ok_or(StoreError::Closed)?;
+        let (reply, outcome) = oneshot::channel();
+        sender
+            .send(Request::Insert {
+                delivery,
+                dispatch,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        outcome.await.map_err(|_| StoreError::Aborted {
+            operation: "insert delivery",
+        })?
+    }
+
+    /// Runs `f` on the writer, in a savepoint of the writer's current batch transaction, and
+    /// returns its result once that batch has committed. Writes from concurrent callers share
+    /// one commit (one fsync) instead of queueing for one each; a failing `f` rolls back its
+    /// own savepoint only.
     async fn write<T, F>(&self, operation: &'static str, f: F) -> Result<T, StoreError>
     where
         F: for<'c> FnOnce(
                 &'c mut sqlx::Transaction<'_, sqlx::Sqlite>,
             ) -> BoxFuture<'c, Result<T, sqlx::Error>>
-            + Send,
+            + Send
+            + 'static,
+        T: Send + 'static,
     {
-        let mut guard = self.writer.lock().await;
-        let conn = guard.as_mut().ok_or(StoreError::Closed)?;
-        let mut tx = conn.begin().await.map_err(StoreError::db(operation))?;
-        let value = f(&mut tx).await.map_err(StoreError::db(operation))?;
-        tx.commit().await.map_err(StoreError::db(operation))?;
-        Ok(value)
+        let sender = self.sender().ok_or(StoreError::Closed)?;
+        let (reply, result) = oneshot::channel::<Result<T, StoreError>>();
+        let run = write_op(move |conn: &mut SqliteConnection| {
+            Box::pin(async move {
+                let (outcome, clean) = savepoint(conn, operation, f).await;
+                let deferred = Box::new(move |committed: Result<(), &StoreError>| {
+                    let _ = reply.send(match committed {
+                        Ok(()) => outcome,
+                        Err(error) => outcome.and(Err(error.clone())),
+                    });
+                }) as Deferred;
+                (deferred, clean)
+            }) as BoxFuture<'_, (Deferred, bool)>
+        });
+        sender
+            .send(Request::Write(WriteOp { operation, run }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        result
+            .await
+            .map_err(|_| StoreError::Aborted { operation })?
+    }
+}
+
+/// Gives a write operation's closure the higher-ranked type the writer calls it with.
+fn write_op<F>(f: F) -> RunOp
+where
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (Deferred, bool)> + Send + 'static,
+{
+    Box::new(f)
+}
+
+/// Bytes the WAL file is cut back to after a checkpoint restarts it.
+const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Beyond this size the checkpointer waits for readers and writers to let it restart the WAL,
+/// so that a reader that never lets go cannot make the file grow without bound.
+const WAL_RESTART_SIZE: u64 = 256 * 1024 * 1024;
+
+/// How long after a commit the next checkpoint runs: commits in between share it.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(100);
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Runs `f` in a savepoint of the transaction open on `conn`. The flag is `false` when a
+/// failed `f` could not be rolled back to its savepoint, so the enclosing transaction holds an
+/// unknown part of its writes and must not commit.
+async fn savepoint<T, F>(
+    conn: &mut SqliteConnection,
+    operation: &'static str,
+    f: F,
+) -> (Result<T, StoreError>, bool)
+where
+    F: for<'c> FnOnce(
+        &'c mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+{
+    let mut sp = match conn.begin().await {
+        Ok(sp) => sp,
+        Err(error) => return (Err(StoreError::db(operation)(error)), false),
+    };
+    match f(&mut sp).await {
+        Ok(value) => match sp.commit().await {
+            Ok(()) => (Ok(value), true),
+            Err(error) => (Err(StoreError::db(operation)(error)), false),
+        },
+        Err(error) => {
+            let clean = match sp.rollback().await {
+                Ok(()) => true,
+                Err(rollback) => {
+                    tracing::error!(operation, error = %rollback, "rolling back a savepoint failed");
+                    false
+                }
+            };
+            (Err(StoreError::db(operation)(error)), clean)
+        }
     }
 }
 
@@ -206,83 +358,203 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn insert_loop(
-    writer: Writer,
-    mut rx: mpsc::Receiver<(NewDelivery, Reply)>,
+/// The writer task: owns the one write connection and commits whatever is queued, inserts
+/// and other writes alike, in one transaction per batch. While a batch is being made durable
+/// the next one queues up, so under load each fsync covers many operations; each caller hears
+/// back only after its batch committed. Returns when every sender is gone, after committing
+/// what was queued, and closes the connection.
+async fn writer_loop(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Request>,
     notify: Arc<Notify>,
+    committed: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = {
-            let mut guard = writer.lock().await;
-            match guard.as_mut() {
-                Some(conn) => insert_batch(conn, batch.iter().map(|(d, _)| d)).await,
-                None => Err(StoreError::Closed),
-            }
-        };
-        match result {
-            Ok(outcomes) => {
-                if outcomes
-                    .iter()
-                    .any(|o| matches!(o, InsertOutcome::Inserted { .. }))
-                {
-                    notify.notify_waiters();
-                }
-                for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, batch = batch.len(), "inbox batch insert failed");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+        let wake = commit_batch(&mut conn, &mut batch).await;
+        committed.notify_one();
+        if wake {
+            notify.notify_waiters();
         }
+    }
+    if let Err(error) = conn.close().await {
+        tracing::warn!(%error, "closing the sqlite writer failed");
     }
 }
 
-async fn insert_batch<'a>(
-    conn: &mut SqliteConnection,
-    batch: impl Iterator<Item = &'a NewDelivery>,
-) -> Result<Vec<InsertOutcome>, StoreError> {
-    let mut tx = conn.begin().await.map_err(StoreError::db("begin"))?;
-    let outcomes = insert_deliveries(&mut tx, batch)
-        .await
-        .map_err(StoreError::db("insert delivery"))?;
-    tx.commit().await.map_err(StoreError::db("commit"))?;
-    Ok(outcomes)
+/// Commits one batch; `true` when it inserted something the engine has to look at (a
+/// delivery left to the dispatcher, or jobs).
+async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Request>) -> bool {
+    let mut rows = Vec::new();
+    let mut replies = Vec::new();
+    let mut writes = Vec::new();
+    for request in batch.drain(..) {
+        match request {
+            Request::Insert {
+                delivery,
+                dispatch,
+                reply,
+            } => {
+                // The engine has work when the dispatcher must plan the delivery or when
+                // it comes with jobs.
+                let engine_work = dispatch.as_ref().is_none_or(|d| !d.jobs.is_empty());
+                rows.push((delivery, dispatch));
+                replies.push((reply, engine_work));
+            }
+            Request::Write(op) => writes.push(op),
+        }
+    }
+    let mut tx = match conn.begin().await {
+        Ok(tx) => tx,
+        Err(error) => {
+            let error = StoreError::db("begin")(error);
+            tracing::error!(%error, "sqlite write batch not started");
+            for (reply, _) in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+            // Dropping the operations drops their reply channels: their callers hear
+            // `Aborted`, and nothing was written.
+            return false;
+        }
+    };
+    let mut clean = true;
+    let mut inserted = Ok(Vec::new());
+    if !rows.is_empty() {
+        let now = unix_micros(OffsetDateTime::now_utc());
+        let (outcome, ok) = savepoint(&mut tx, "insert delivery", move |tx| {
+            Box::pin(async move { insert_deliveries(tx, &rows, now).await })
+        })
+        .await;
+        inserted = outcome;
+        clean &= ok;
+    }
+    let mut deferred = Vec::with_capacity(writes.len());
+    let mut failed_op = None;
+    for op in writes {
+        if !clean {
+            break;
+        }
+        let operation = op.operation;
+        match std::panic::AssertUnwindSafe((op.run)(&mut tx))
+            .catch_unwind()
+            .await
+        {
+            Ok((reply, ok)) => {
+                deferred.push(reply);
+                clean &= ok;
+            }
+            Err(_) => {
+                tracing::error!(
+                    operation,
+                    "a store write panicked; its batch is rolled back"
+                );
+                failed_op = Some(operation);
+                clean = false;
+            }
+        }
+    }
+    let committed = if clean {
+        tx.commit().await.map_err(StoreError::db("commit"))
+    } else {
+        if let Err(error) = tx.rollback().await {
+            tracing::error!(%error, "rolling back a sqlite write batch failed");
+        }
+        Err(StoreError::Aborted {
+            operation: failed_op.unwrap_or("write batch"),
+        })
+    };
+    if let Err(error) = &committed {
+        tracing::error!(%error, inserts = replies.len(), writes = deferred.len(), "sqlite write batch not committed");
+    }
+    for reply in deferred {
+        reply(committed.as_ref().map(|_| ()));
+    }
+    let mut wake = false;
+    match inserted.and_then(|outcomes| committed.clone().map(|()| outcomes)) {
+        Ok(outcomes) => {
+            for ((reply, engine_work), outcome) in replies.into_iter().zip(outcomes) {
+                wake |= engine_work && matches!(outcome, InsertOutcome::Inserted { .. });
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+    wake
 }
 
-/// Rows per `INSERT` statement: 7 parameters each, well under SQLite's variable limit.
+/// Checkpoints the WAL into the database file a moment after commits, on its own connection,
+/// so no commit waits for one. A passive checkpoint blocks neither the writer nor readers;
+/// when the WAL has grown past [`WAL_RESTART_SIZE`] anyway (a reader holding an old
+/// snapshot), a restarting one waits for them so the file starts over.
+async fn checkpoint_loop(
+    mut conn: SqliteConnection,
+    wal: PathBuf,
+    committed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = committed.notified() => {}
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = tokio::time::sleep(CHECKPOINT_DELAY) => {}
+        }
+        let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_SIZE);
+        let pragma = if large {
+            "PRAGMA wal_checkpoint(RESTART)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        if let Err(error) = sqlx::query(pragma).execute(&mut conn).await {
+            tracing::warn!(%error, "sqlite checkpoint failed; the next commit retries");
+        }
+    }
+    if let Err(error) = conn.close().await {
+        tracing::warn!(%error, "closing the sqlite checkpointer failed");
+    }
+}
+
+/// Rows per `INSERT` statement: 8 parameters each, well under SQLite's variable limit.
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// Inserts deliveries with multi-row statements (one round trip to SQLite's thread per 64
-/// rows instead of one per row), and tells each one whether it was new.
-async fn insert_deliveries<'a>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    batch: impl Iterator<Item = &'a NewDelivery>,
+/// rows instead of one per row), each with its dispatch's status and jobs when it has one,
+/// and tells each one whether it was new.
+async fn insert_deliveries(
+    conn: &mut SqliteConnection,
+    batch: &[(NewDelivery, Option<Dispatch>)],
+    now: i64,
 ) -> Result<Vec<InsertOutcome>, sqlx::Error> {
-    let batch: Vec<&NewDelivery> = batch.collect();
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut jobs = Vec::new();
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO deliveries
-                (endpoint, provider, delivery_id, event_type, headers, body, received_at) VALUES ",
+                (endpoint, provider, delivery_id, event_type, headers, body, received_at, status)
+             VALUES ",
         );
         for i in 0..chunk.len() {
             sql.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, ?, ?)"
+                "(?, ?, ?, ?, ?, ?, ?, ?)"
             } else {
-                ", (?, ?, ?, ?, ?, ?, ?)"
+                ", (?, ?, ?, ?, ?, ?, ?, ?)"
             });
         }
         sql.push_str(
             " ON CONFLICT (endpoint, delivery_id) DO NOTHING RETURNING seq, endpoint, delivery_id",
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for d in chunk {
+        for (d, dispatch) in chunk {
             let headers = serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".into());
+            let status = dispatch
+                .as_ref()
+                .map_or(DeliveryStatus::Received, |p| p.status);
             query = query
                 .bind(d.endpoint.as_str())
                 .bind(d.provider.as_str())
@@ -290,9 +562,10 @@ async fn insert_deliveries<'a>(
                 .bind(d.event_type.as_str())
                 .bind(headers)
                 .bind(&d.body[..])
-                .bind(unix_micros(d.received_at));
+                .bind(unix_micros(d.received_at))
+                .bind(status.as_str());
         }
-        let rows = query.fetch_all(&mut **tx).await?;
+        let rows = query.fetch_all(&mut *conn).await?;
         // Only new rows come back. A delivery sent twice in one chunk is inserted by its
         // first occurrence (rows are inserted in order); the later one is the duplicate.
         let mut inserted: std::collections::HashMap<(String, String), i64> = rows
@@ -304,18 +577,59 @@ async fn insert_deliveries<'a>(
                 )
             })
             .collect();
-        for d in chunk {
+        for (d, dispatch) in chunk {
             let key = (
                 d.endpoint.as_str().to_owned(),
                 d.delivery_id.as_str().to_owned(),
             );
             outcomes.push(match inserted.remove(&key) {
-                Some(seq) => InsertOutcome::Inserted { seq },
+                Some(seq) => {
+                    if let Some(dispatch) = dispatch {
+                        jobs.extend(dispatch.jobs.iter().map(|job| (seq, job)));
+                    }
+                    InsertOutcome::Inserted { seq }
+                }
                 None => InsertOutcome::Duplicate,
             });
         }
     }
+    insert_jobs(conn, &jobs, now).await?;
     Ok(outcomes)
+}
+
+/// Creates pending jobs, in the order given (job ids are what orders the jobs of one
+/// subject), with multi-row statements.
+async fn insert_jobs(
+    conn: &mut SqliteConnection,
+    jobs: &[(i64, &NewJob)],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO jobs (delivery_seq, rule, subject, state, max_attempts, run_at,
+                created_at, updated_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 {
+                "(?, ?, ?, 'pending', ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, 'pending', ?, ?, ?, ?)"
+            });
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, job) in chunk {
+            query = query
+                .bind(*seq)
+                .bind(&job.rule)
+                .bind(&job.subject)
+                .bind(i64::from(job.max_attempts))
+                .bind(now)
+                .bind(now)
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 const SELECT_DELIVERY: &str = "SELECT seq, endpoint, provider, delivery_id, event_type, headers, body, received_at, status FROM deliveries";
@@ -378,13 +692,15 @@ fn row_to_link(row: &SqliteRow) -> Link {
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_delivery(&self, delivery: NewDelivery) -> Result<InsertOutcome, StoreError> {
-        let sender = self.sender().ok_or(StoreError::Closed)?;
-        let (reply, outcome) = oneshot::channel();
-        sender
-            .send((delivery, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        outcome.await.map_err(|_| StoreError::Closed)?
+        self.insert(delivery, None).await
+    }
+
+    async fn insert_dispatched(
+        &self,
+        delivery: NewDelivery,
+        dispatch: Dispatch,
+    ) -> Result<InsertOutcome, StoreError> {
+        self.insert(delivery, Some(dispatch)).await
     }
 
     async fn find_deliveries(
@@ -472,27 +788,54 @@ impl Store for SqliteStore {
                     if updated.rows_affected() == 0 {
                         return Ok(false);
                     }
-                    for job in &jobs {
-                        sqlx::query(
-                            "INSERT INTO jobs (delivery_seq, rule, subject, state, max_attempts,
-                                run_at, created_at, updated_at)
-                             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
-                        )
-                        .bind(seq)
-                        .bind(&job.rule)
-                        .bind(&job.subject)
-                        .bind(i64::from(job.max_attempts))
-                        .bind(now)
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
+                    let jobs: Vec<(i64, &NewJob)> = jobs.iter().map(|job| (seq, job)).collect();
+                    insert_jobs(tx, &jobs, now).await?;
                     Ok(true)
                 })
             })
             .await?;
         if created && status == DeliveryStatus::Dispatched {
+            self.notify.notify_waiters();
+        }
+        Ok(created)
+    }
+
+    async fn dispatch_many(
+        &self,
+        items: &[(i64, Dispatch)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let owned = items.to_vec();
+        let now = unix_micros(now);
+        let created = self
+            .write("dispatch", move |tx| {
+                Box::pin(async move {
+                    let mut created = Vec::with_capacity(owned.len());
+                    let mut jobs = Vec::new();
+                    for (seq, dispatch) in &owned {
+                        let updated = sqlx::query(
+                            "UPDATE deliveries SET status = ? WHERE seq = ? AND status = 'received'",
+                        )
+                        .bind(dispatch.status.as_str())
+                        .bind(*seq)
+                        .execute(&mut **tx)
+                        .await?;
+                        let done = updated.rows_affected() > 0;
+                        if done {
+                            jobs.extend(dispatch.jobs.iter().map(|job| (*seq, job)));
+                        }
+                        created.push(done);
+                    }
+                    insert_jobs(tx, &jobs, now).await?;
+                    Ok(created)
+                })
+            })
+            .await?;
+        if created
+            .iter()
+            .zip(items)
+            .any(|(done, (_, d))| *done && !d.jobs.is_empty())
+        {
             self.notify.notify_waiters();
         }
         Ok(created)
@@ -567,11 +910,12 @@ impl Store for SqliteStore {
                         "UPDATE jobs SET state = 'running', attempts = MIN(attempts + 1, max_attempts),
                             lease_until = ?1, locked_by = ?2, updated_at = ?3
                          WHERE id IN (
-                            SELECT j.id FROM jobs j
-                            WHERE ((j.state = 'pending' AND j.run_at <= ?3)
+                            SELECT j.id FROM jobs j INDEXED BY jobs_open
+                            WHERE j.state IN ('pending', 'running')
+                              AND ((j.state = 'pending' AND j.run_at <= ?3)
                                    OR (j.state = 'running' AND j.lease_until < ?3))
                               AND (j.subject IS NULL OR NOT EXISTS (
-                                    SELECT 1 FROM jobs k
+                                    SELECT 1 FROM jobs k INDEXED BY jobs_open_by_subject
                                     WHERE k.rule = j.rule AND k.subject = j.subject
                                       AND k.id < j.id AND k.state IN ('pending', 'running')))
                             ORDER BY j.id LIMIT ?4)
@@ -893,7 +1237,9 @@ impl Store for SqliteStore {
         let outcomes = self
             .write("commit poll", move |tx| {
                 Box::pin(async move {
-                    let outcomes = insert_deliveries(tx, deliveries.iter()).await?;
+                    let rows: Vec<(NewDelivery, Option<Dispatch>)> =
+                        deliveries.into_iter().map(|d| (d, None)).collect();
+                    let outcomes = insert_deliveries(tx, &rows, now).await?;
                     sqlx::query(
                         "INSERT INTO cursors (source, cursor, updated_at) VALUES (?, ?, ?)
                          ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor,
@@ -1118,17 +1464,14 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        // Dropping the sender lets the batcher drain what is queued, commit it, and stop.
-        let sender = self.inserts.lock().ok().and_then(|mut g| g.take());
+        // Dropping the sender lets the writer drain what is queued, commit it, and stop.
+        let sender = self.requests.lock().ok().and_then(|mut g| g.take());
         drop(sender);
-        let handle = self.batcher.lock().ok().and_then(|mut g| g.take());
-        if let Some(handle) = handle {
-            let _ = handle.await;
-        }
-        if let Some(conn) = self.writer.lock().await.take()
-            && let Err(error) = conn.close().await
-        {
-            tracing::warn!(%error, "closing the sqlite writer failed");
+        let tasks = self.tasks.lock().ok().and_then(|mut g| g.take());
+        if let Some(tasks) = tasks {
+            let _ = tasks.writer.await;
+            let _ = tasks.stop_checkpoints.send(true);
+            let _ = tasks.checkpointer.await;
         }
         self.reads.close().await;
     }
@@ -1336,5 +1679,110 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes queued together share a transaction, but one that fails is undone alone: its
+    /// savepoint rolls back what it had written, the others commit.
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone_in_a_shared_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("hb.db"), SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for i in 0..32_i64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .write("test write", move |tx| {
+                        Box::pin(async move {
+                            sqlx::query(
+                                "INSERT INTO rule_state (rule, key, value, updated_at)
+                                 VALUES ('t', ?, '1', 0)",
+                            )
+                            .bind(i.to_string())
+                            .execute(&mut **tx)
+                            .await?;
+                            if i % 8 == 3 {
+                                // Written above, then failing: none of it may remain.
+                                sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                                    .execute(&mut **tx)
+                                    .await?;
+                            }
+                            Ok(i)
+                        })
+                    })
+                    .await
+            }));
+        }
+        let mut failed = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => {}
+                Err(StoreError::Database { operation, .. }) => {
+                    assert_eq!(operation, "test write");
+                    failed.push(());
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(failed.len(), 4);
+        let kept: Vec<String> = sqlx::query("SELECT key FROM rule_state WHERE rule = 't'")
+            .fetch_all(&store.reads)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("key"))
+            .collect();
+        assert_eq!(kept.len(), 28);
+        assert!(
+            kept.iter().all(|k| k.parse::<i64>().unwrap() % 8 != 3),
+            "{kept:?}"
+        );
+        // The store goes on writing after failures.
+        store
+            .put_state("t", "after", &serde_json::json!(1))
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    /// Checkpoints happen off the commit path: after a burst of commits the WAL is folded
+    /// back into the database file shortly, without any commit doing it.
+    #[tokio::test]
+    async fn the_checkpointer_folds_the_wal_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hb.db");
+        let store = SqliteStore::open(&path, SqliteOptions::default())
+            .await
+            .unwrap();
+        for i in 0..50 {
+            store
+                .put_state("t", &i.to_string(), &serde_json::json!("x".repeat(4000)))
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            // Until a checkpoint, the rows are in the WAL only and the database file holds
+            // little more than the schema.
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if size > 50 * 4000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "database file still {size} bytes: the WAL was not checkpointed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.close().await;
     }
 }

@@ -155,7 +155,7 @@ use std::time::Duration;
 
 use hookbridge_core::Secret;
 use hookbridge_sync_engine::store::{
-    Attempt, DeliveryStatus, EchoMark, JobFilter, JobId, JobNext, JobState, Link, NewJob,
+    Attempt, DeliveryStatus, Dispatch, EchoMark, JobFilter, JobId, JobNext, JobState, Link, NewJob,
     TokenRecord,
 };
 
@@ -246,6 +246,172 @@ pub async fn dispatch_creates_jobs_once(store: &dyn Store) {
     assert!(store.replay_delivery(other).await.unwrap());
     assert_eq!(store.undispatched(10).await.unwrap()[0].seq, other);
     assert!(!store.replay_delivery(987_654).await.unwrap());
+}
+
+pub async fn planned_deliveries_commit_with_their_jobs(store: Arc<dyn Store>) {
+    // Planned at receipt: the delivery, its status and its jobs land together.
+    let planned = Dispatch {
+        status: DeliveryStatus::Dispatched,
+        jobs: vec![job("r1", Some("github:o/r#7")), job("r2", None)],
+    };
+    let seq = match store
+        .insert_dispatched(delivery("p", "1"), planned.clone())
+        .await
+        .unwrap()
+    {
+        InsertOutcome::Inserted { seq } => seq,
+        other => panic!("{other:?}"),
+    };
+    // The same delivery again is a duplicate and creates no second set of jobs.
+    assert_eq!(
+        store
+            .insert_dispatched(delivery("p", "1"), planned.clone())
+            .await
+            .unwrap(),
+        InsertOutcome::Duplicate
+    );
+    let none = Dispatch {
+        status: DeliveryStatus::NoRules,
+        jobs: Vec::new(),
+    };
+    let quiet = match store
+        .insert_dispatched(delivery("p", "2"), none)
+        .await
+        .unwrap()
+    {
+        InsertOutcome::Inserted { seq } => seq,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        store.undispatched(10).await.unwrap().is_empty(),
+        "planned deliveries never reach the dispatcher"
+    );
+    assert_eq!(
+        store.delivery(seq).await.unwrap().unwrap().status,
+        "dispatched"
+    );
+    assert_eq!(
+        store.delivery(quiet).await.unwrap().unwrap().status,
+        "no_rules"
+    );
+    let mut jobs = store
+        .list_jobs(&JobFilter {
+            delivery_seq: Some(seq),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    jobs.sort_by_key(|j| j.id);
+    assert_eq!(
+        jobs.iter()
+            .map(|j| (j.rule.as_str(), j.subject.as_deref(), j.state))
+            .collect::<Vec<_>>(),
+        [
+            ("r1", Some("github:o/r#7"), JobState::Pending),
+            ("r2", None, JobState::Pending)
+        ]
+    );
+
+    // Concurrent planned inserts, many per subject: each lands once, and the subject's jobs
+    // are claimable one at a time, in the order their deliveries were stored.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let plan = Dispatch {
+                status: DeliveryStatus::Dispatched,
+                jobs: vec![job("o", Some(&format!("subject-{}", i % 4)))],
+            };
+            store
+                .insert_dispatched(delivery("c", &i.to_string()), plan)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            InsertOutcome::Inserted { seq } => seqs.push(seq),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seqs.iter().collect::<HashSet<_>>().len(), 40);
+    let lease = Duration::from_secs(60);
+    let mut order: Vec<(String, i64)> = Vec::new();
+    for round in 0..20 {
+        let claimed = store.claim_jobs("w", 100, lease, t(round)).await.unwrap();
+        let ours: Vec<_> = claimed.iter().filter(|c| c.job.rule == "o").collect();
+        assert!(ours.len() <= 4, "one job per subject at a time");
+        for c in &claimed {
+            if c.job.rule == "o" {
+                order.push((c.job.subject.clone().unwrap(), c.delivery.seq));
+            }
+            store
+                .finish_job(
+                    c.job.id,
+                    "w",
+                    &attempt(1, "applied", None),
+                    JobNext::Done,
+                    t(round),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(order.len(), 40);
+    for subject in 0..4 {
+        let name = format!("subject-{subject}");
+        let mine: Vec<i64> = order
+            .iter()
+            .filter(|(s, _)| *s == name)
+            .map(|(_, q)| *q)
+            .collect();
+        let mut sorted = mine.clone();
+        sorted.sort_unstable();
+        assert_eq!(mine, sorted, "jobs of {name} ran in inbox order");
+    }
+
+    // The dispatcher's batch form: several `received` deliveries at once, skipping one that
+    // is no longer `received`.
+    let a = inserted(&*store, "m", "1").await;
+    let b = inserted(&*store, "m", "2").await;
+    let done = store
+        .dispatch_many(
+            &[
+                (a, planned.clone()),
+                (
+                    b,
+                    Dispatch {
+                        status: DeliveryStatus::Unparseable,
+                        jobs: Vec::new(),
+                    },
+                ),
+                (seq, planned.clone()),
+            ],
+            t(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, [true, true, false]);
+    assert_eq!(
+        store.delivery(b).await.unwrap().unwrap().status,
+        "unparseable"
+    );
+    let count = |seq| {
+        let store = store.clone();
+        async move {
+            store
+                .list_jobs(&JobFilter {
+                    delivery_seq: Some(seq),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count(a).await, 2);
+    assert_eq!(count(seq).await, 2, "no second set of jobs");
 }
 
 pub async fn jobs_claim_finish_retry_dead_replay(store: &dyn Store) {
