@@ -59,20 +59,25 @@ pub(crate) fn check_json_object(json: &[u8]) -> Result<(), IdentifyError> {
 const MAX_JSON_DEPTH: usize = 127;
 
 /// The deepest nesting of arrays and objects, outside strings.
+///
+/// Strings make up most of a payload, so they are skipped with `memchr` (to the next quote
+/// or backslash) rather than byte by byte.
 fn nesting_depth(json: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(&b) = json.get(i) {
+        i += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => loop {
+                match memchr::memchr2(b'"', b'\\', json.get(i..).unwrap_or_default()) {
+                    // Unterminated: the parse that follows reports it.
+                    None => return deepest,
+                    Some(at) if json[i + at] == b'\\' => i += at + 2,
+                    Some(at) => {
+                        i += at + 1;
+                        break;
+                    }
+                }
+            },
             b'{' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -250,6 +255,26 @@ mod tests {
             "expected a JSON object"
         );
         assert!(expect_json_object(b"[1").unwrap_err().is_eof());
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert_eq!(nesting_depth(br#"{}"#), 1);
+        assert_eq!(nesting_depth(br#"{"a":[{"b":[]}]}"#), 4);
+        // Brackets, quotes and backslashes inside strings do not count.
+        assert_eq!(nesting_depth(br#"{"a":"[[[{{{"}"#), 1);
+        assert_eq!(nesting_depth(br#"{"a":"\"[[[","b":"\\","c":[[]]}"#), 3);
+        assert_eq!(nesting_depth(br#"{"\\\"":{"x":"\\\\"}}"#), 2);
+        // Unterminated strings and a trailing backslash end the count without panicking.
+        assert_eq!(nesting_depth(br#"{"a":[1,"abc"#), 2);
+        assert_eq!(nesting_depth(br#"{"a":"\"#), 1);
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(nesting_depth(deep.as_bytes()), 200);
+        let wrapped = format!("{{\"k\":{deep}}}");
+        assert!(matches!(
+            check_json_object(wrapped.as_bytes()),
+            Err(IdentifyError::Malformed(m)) if m.contains("nested deeper")
+        ));
     }
 
     #[test]

@@ -221,10 +221,16 @@ pub fn build_engine(
     store: Arc<dyn Store>,
     services: &crate::services::Services,
 ) -> Result<Engine, ServeError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+    // An HTTP client loads the system's root certificates: only for declarative rules.
+    let declarative = if config.rules.is_empty() {
+        Vec::new()
+    } else {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+        config.build_rules(&http)?
+    };
     let mut builder = Engine::builder(store).config(config.engine.clone());
     for endpoint in config.endpoints.values() {
         builder = builder.endpoint(endpoint.name.clone(), endpoint.provider.clone());
@@ -234,10 +240,7 @@ pub fn build_engine(
         .integrations()
         .iter()
         .flat_map(|i| i.rules.iter().cloned());
-    for rule in config
-        .build_rules(&http)?
-        .into_iter()
-        .chain(integration_rules)
+    for rule in declarative.into_iter().chain(integration_rules)
     {
         if !names.insert(rule.name().to_owned()) {
             return Err(crate::ConfigError::Invalid {

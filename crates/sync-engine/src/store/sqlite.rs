@@ -149,7 +149,10 @@ impl SqliteStore {
             // Checkpoints run in their own task (`checkpoint_loop`), not inside the commit
             // that happens to cross the threshold, which would make that batch wait.
             .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
+            // Statement journals (a multi-row insert inside a savepoint has one) in memory,
+            // not in a temporary file created and deleted for every batch.
+            .pragma("temp_store", "memory");
 
         let mut conn = SqliteConnection::connect_with(&connect)
             .await
@@ -170,13 +173,14 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
         let (stop_checkpoints, stopped) = watch::channel(false);
         let tasks = Tasks {
-            writer: tokio::spawn(writer_loop(conn, rx, notify.clone(), committed.clone())),
-            checkpointer: tokio::spawn(checkpoint_loop(
-                checkpoints,
+            writer: tokio::spawn(writer_loop(
+                conn,
+                rx,
+                notify.clone(),
+                committed.clone(),
                 wal_path(&path),
-                committed,
-                stopped,
             )),
+            checkpointer: tokio::spawn(checkpoint_loop(checkpoints, committed, stopped)),
             stop_checkpoints,
         };
         tracing::info!(path = %path.display(), "sqlite store open");
@@ -263,15 +267,16 @@ where
     Box::new(f)
 }
 
-/// Bytes the WAL file is cut back to after a checkpoint restarts it.
-const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+/// Past this size the writer completes the checkpoint itself so that the WAL starts over
+/// (see `writer_loop`).
+const WAL_RESET_SIZE: u64 = 32 * 1024 * 1024;
 
-/// Beyond this size the checkpointer waits for readers and writers to let it restart the WAL,
-/// so that a reader that never lets go cannot make the file grow without bound.
-const WAL_RESTART_SIZE: u64 = 256 * 1024 * 1024;
+/// Bytes the WAL file is cut back to when it starts over: above the reset size, so that in
+/// steady state the file is reused, not truncated and grown again.
+const JOURNAL_SIZE_LIMIT: u64 = 2 * WAL_RESET_SIZE;
 
-/// How long after a commit the next checkpoint runs: commits in between share it.
-const CHECKPOINT_DELAY: Duration = Duration::from_millis(100);
+/// How long after a commit the next background checkpoint runs: commits in between share it.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(50);
 
 fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -368,6 +373,7 @@ async fn writer_loop(
     mut rx: mpsc::Receiver<Request>,
     notify: Arc<Notify>,
     committed: Arc<Notify>,
+    wal: PathBuf,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -375,6 +381,18 @@ async fn writer_loop(
         committed.notify_one();
         if wake {
             notify.notify_waiters();
+        }
+        // The background checkpointer copies frames while the writer appends more, so under
+        // sustained load it never catches up with the end of the WAL, and only a fully
+        // checkpointed WAL starts over. Past a size, the writer finishes the checkpoint
+        // itself between two batches (callers already answered): little is left to copy, and
+        // the next transaction then rewrites the WAL from its start.
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESET_SIZE)
+            && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut conn)
+                .await
+        {
+            tracing::warn!(%error, "sqlite checkpoint failed");
         }
     }
     if let Err(error) = conn.close().await {
@@ -486,13 +504,12 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Request>) -> 
     wake
 }
 
-/// Checkpoints the WAL into the database file a moment after commits, on its own connection,
-/// so no commit waits for one. A passive checkpoint blocks neither the writer nor readers;
-/// when the WAL has grown past [`WAL_RESTART_SIZE`] anyway (a reader holding an old
-/// snapshot), a restarting one waits for them so the file starts over.
+/// Checkpoints the WAL into the database file shortly after commits, on its own connection,
+/// so that commits do not do it. A passive checkpoint blocks neither the writer nor readers.
+/// While there is work it runs every [`CHECKPOINT_DELAY`] (rewrites of one page in between are
+/// copied once); idle, it waits for the next commit.
 async fn checkpoint_loop(
     mut conn: SqliteConnection,
-    wal: PathBuf,
     committed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -505,13 +522,10 @@ async fn checkpoint_loop(
             _ = stop.wait_for(|stopped| *stopped) => break,
             () = tokio::time::sleep(CHECKPOINT_DELAY) => {}
         }
-        let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_SIZE);
-        let pragma = if large {
-            "PRAGMA wal_checkpoint(RESTART)"
-        } else {
-            "PRAGMA wal_checkpoint(PASSIVE)"
-        };
-        if let Err(error) = sqlx::query(pragma).execute(&mut conn).await {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
             tracing::warn!(%error, "sqlite checkpoint failed; the next commit retries");
         }
     }
