@@ -240,8 +240,7 @@ pub fn build_engine(
         .integrations()
         .iter()
         .flat_map(|i| i.rules.iter().cloned());
-    for rule in declarative.into_iter().chain(integration_rules)
-    {
+    for rule in declarative.into_iter().chain(integration_rules) {
         if !names.insert(rule.name().to_owned()) {
             return Err(crate::ConfigError::Invalid {
                 key: "rules",
