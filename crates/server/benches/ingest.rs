@@ -1,5 +1,6 @@
 //! The ingest path piece by piece: verify, identify, typed parse, and persist (one
-//! delivery at a time, and 64 concurrent ones sharing group commits), then all together.
+//! delivery at a time, and 64 concurrent ones sharing group commits), then all together as
+//! the server does it (verify, identify, plan, store with the plan).
 //!
 //! `cargo bench -p hookbridge-server --bench ingest`
 
@@ -8,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hookbridge_core::signature::{Algorithm, hmac};
-use hookbridge_core::{Provider, RawDelivery, Secret};
+use hookbridge_core::{EndpointName, Provider, RawDelivery, Secret};
 use hookbridge_providers::github::{Github, GithubOptions};
+use hookbridge_sync_engine::engine::Engine;
 use hookbridge_sync_engine::store::{NewDelivery, SqliteOptions, SqliteStore, Store, Synchronous};
 use http::{HeaderMap, HeaderValue};
 
@@ -50,7 +52,8 @@ fn record(provider: &Github, raw: &RawDelivery) -> NewDelivery {
 
 fn benches(c: &mut Criterion) {
     let body = body();
-    let github = Github::new(vec![Secret::new(SECRET)], GithubOptions::default()).unwrap();
+    let github =
+        Arc::new(Github::new(vec![Secret::new(SECRET)], GithubOptions::default()).unwrap());
     let raw = delivery(&body, 0);
 
     let mut g = c.benchmark_group("github");
@@ -121,14 +124,20 @@ fn benches(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+        // What the server does per delivery: verify, identify, plan the dispatch (the typed
+        // parse and the rules' match), and store the delivery with its plan.
+        let engine = Engine::builder(store.clone())
+            .endpoint(EndpointName::new("github"), github.clone())
+            .build();
         g.throughput(Throughput::Elements(1));
-        g.bench_function("verify_identify_persist", |b| {
+        g.bench_function("verify_identify_plan_persist", |b| {
             b.iter_batched(
                 || delivery(&body, counter.fetch_add(1, Ordering::Relaxed)),
                 |raw| {
                     github.verify(&raw).unwrap();
                     let d = record(&github, &raw);
-                    rt.block_on(store.insert_delivery(d)).unwrap()
+                    let plan = engine.plan(&raw, "github");
+                    rt.block_on(store.insert_dispatched(d, plan)).unwrap()
                 },
                 BatchSize::SmallInput,
             )
