@@ -90,7 +90,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .rule(Arc::new(LabelNewIssues))
         .build();
     let running = engine.start();
-    let state = AppState::new(store.clone(), [endpoint], Duration::from_secs(10));
+    // With the engine, each delivery is stored with its jobs in one transaction.
+    let state =
+        AppState::new(store.clone(), [endpoint], Duration::from_secs(10)).with_engine(engine);
 
     let app = Router::new()
         .route("/", get(|| async { "my application\n" }))

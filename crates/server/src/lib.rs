@@ -92,8 +92,21 @@ impl AppState {
         }
     }
 
+    /// Plans each delivery's dispatch with `engine` as it is received ([`Engine::plan`]):
+    /// the delivery is stored with its status and its jobs in one transaction
+    /// ([`Store::insert_dispatched`]), so the engine's dispatcher never has to read it back.
+    /// Without an engine, deliveries are stored `received` and a running engine's dispatcher
+    /// plans them. Call before the state is cloned into a router.
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.engine = Some(engine);
+        }
+        self
+    }
+
     /// Serves the admin API under `/admin`, authenticated with `token`, and lets it dry-run
-    /// `engine`'s rules. Call before the state is cloned into a router.
+    /// `engine`'s rules; the engine also plans deliveries as they are received (see
+    /// [`with_engine`](AppState::with_engine)). Call before the state is cloned into a router.
     pub fn with_admin(
         mut self,
         engine: Option<Engine>,

@@ -301,9 +301,9 @@ impl Engine {
     /// provider and creates a job for each rule that matches, or says why there is none.
     ///
     /// The server stores the delivery with this plan in one transaction
-    /// ([`Store::insert_dispatched`](crate::store::Store::insert_dispatched)), which saves
-    /// the dispatcher reading the delivery back and writing it a second time. A delivery
-    /// stored without one is planned by the dispatcher the same way.
+    /// ([`Store::insert_dispatched`]), which saves the dispatcher reading the delivery back
+    /// and writing it a second time. A delivery stored without one is planned by the
+    /// dispatcher the same way.
     pub fn plan(&self, raw: &RawDelivery, provider_kind: &str) -> Dispatch {
         dispatch::plan(&self.inner, raw, provider_kind)
     }
