@@ -1,11 +1,13 @@
 //! The embedded SQLite store (WAL), the default.
 //!
-//! SQLite has one writer at a time, so all writes go through one connection behind an async
-//! mutex. Delivery inserts, the hot path, go through a batching task: while one transaction
-//! is being made durable, the next deliveries queue up and are committed together, and each
-//! is acknowledged only after its batch commits. With `synchronous = FULL` (fsync on every
-//! commit) that costs one fsync per batch, not per delivery. Reads use a separate pool of
-//! read-only connections, which WAL lets run beside the writer.
+//! SQLite has one writer at a time, so every write (delivery inserts, the hot path, and the
+//! engine's claims, job results, links, leases and state) goes to one task that owns the
+//! write connection. While one transaction is being made durable the next writes queue up,
+//! and the task commits them together: each caller hears back only after its batch commits.
+//! With `synchronous = FULL` (fsync on every commit) that costs one fsync per batch, not per
+//! write. Each write runs in a savepoint of the batch, so one that fails undoes only itself.
+//! WAL checkpoints run on a connection of their own, off the commit path. Reads use a
+//! separate pool of read-only connections, which WAL lets run beside the writer.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
@@ -94,8 +96,9 @@ type RunOp = Box<
 /// the batch holds anything else).
 struct WriteOp {
     operation: &'static str,
-    /// Runs the operation; `false` beside the result when its savepoint could not be rolled
-    /// back, so the batch must not commit.
+    /// Runs the operation (in a savepoint when told to isolate it); `false` beside the result
+    /// when the batch transaction holds part of a failed operation's writes and must not
+    /// commit.
     run: RunOp,
 }
 
@@ -228,10 +231,10 @@ impl SqliteStore {
         })?
     }
 
-    /// Runs `f` on the writer, in a savepoint of the writer's current batch transaction, and
-    /// returns its result once that batch has committed. Writes from concurrent callers share
-    /// one commit (one fsync) instead of queueing for one each; a failing `f` rolls back its
-    /// own savepoint only.
+    /// Runs `f` on the writer, in the writer's current batch transaction (in a savepoint of
+    /// its own when the batch holds other writes), and returns its result once that batch has
+    /// committed. Writes from concurrent callers share one commit (one fsync) instead of
+    /// queueing for one each; a failing `f` undoes only its own writes.
     async fn write<T, F>(&self, operation: &'static str, f: F) -> Result<T, StoreError>
     where
         F: for<'c> FnOnce(
