@@ -244,6 +244,34 @@ impl PostgresStore {
         self.notify.notify_waiters();
         self.announce.notify_one();
     }
+
+    /// Puts a job whose state is one of `states` (an SQL list of literals) back to pending
+    /// with a fresh budget of attempts: `replay_job` and `rerun_job`. Attempts keep counting
+    /// (their records stay).
+    async fn requeue_job(
+        &self,
+        operation: &'static str,
+        id: JobId,
+        states: &'static str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let requeued = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET state = 'pending', run_at = $1, updated_at = $1,
+                max_attempts = attempts + max_attempts
+             WHERE id = $2 AND state IN ({states})"
+        )))
+        .bind(unix_micros(now))
+        .bind(id.0)
+        .execute(self.pool()?)
+        .await
+        .map_err(StoreError::db(operation))?
+        .rows_affected()
+            > 0;
+        if requeued {
+            self.wake();
+        }
+        Ok(requeued)
+    }
 }
 
 // ---- connecting, migrations ----
@@ -1129,24 +1157,8 @@ impl Store for PostgresStore {
     }
 
     async fn replay_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let now = unix_micros(now);
-        // Attempts keep counting (their records stay); the job gets a fresh budget.
-        let replayed = sqlx::query(
-            "UPDATE jobs SET state = 'pending', run_at = $1, updated_at = $1,
-                max_attempts = attempts + max_attempts
-             WHERE id = $2 AND state IN ('dead', 'skipped')",
-        )
-        .bind(now)
-        .bind(id.0)
-        .execute(self.pool()?)
-        .await
-        .map_err(StoreError::db("replay job"))?
-        .rows_affected()
-            > 0;
-        if replayed {
-            self.wake();
-        }
-        Ok(replayed)
+        self.requeue_job("replay job", id, "'dead', 'skipped'", now)
+            .await
     }
 
     async fn job_counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
@@ -1667,24 +1679,8 @@ impl Store for PostgresStore {
     }
 
     async fn rerun_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let now = unix_micros(now);
-        // As `replay_job`: attempts keep counting, the job gets a fresh budget.
-        let rerun = sqlx::query(
-            "UPDATE jobs SET state = 'pending', run_at = $1, updated_at = $1,
-                max_attempts = attempts + max_attempts
-             WHERE id = $2 AND state IN ('done', 'skipped', 'dead')",
-        )
-        .bind(now)
-        .bind(id.0)
-        .execute(self.pool()?)
-        .await
-        .map_err(StoreError::db("rerun job"))?
-        .rows_affected()
-            > 0;
-        if rerun {
-            self.wake();
-        }
-        Ok(rerun)
+        self.requeue_job("rerun job", id, "'done', 'skipped', 'dead'", now)
+            .await
     }
 
     async fn pause_job(

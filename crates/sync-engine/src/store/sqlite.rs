@@ -231,6 +231,39 @@ impl SqliteStore {
         })?
     }
 
+    /// Puts a job whose state is one of `states` (an SQL list of literals) back to pending
+    /// with a fresh budget of attempts: `replay_job` and `rerun_job`. Attempts keep counting
+    /// (their records stay).
+    async fn requeue_job(
+        &self,
+        operation: &'static str,
+        id: JobId,
+        states: &'static str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let now = unix_micros(now);
+        let requeued = self
+            .write(operation, move |tx| {
+                Box::pin(async move {
+                    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE jobs SET state = 'pending', run_at = ?1, updated_at = ?1,
+                            max_attempts = attempts + max_attempts
+                         WHERE id = ?2 AND state IN ({states})"
+                    )))
+                    .bind(now)
+                    .bind(id.0)
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(r.rows_affected() > 0)
+                })
+            })
+            .await?;
+        if requeued {
+            self.notify.notify_waiters();
+        }
+        Ok(requeued)
+    }
+
     /// Runs `f` on the writer, in the writer's current batch transaction (in a savepoint of
     /// its own when the batch holds other writes), and returns its result once that batch has
     /// committed. Writes from concurrent callers share one commit (one fsync) instead of
@@ -816,31 +849,12 @@ impl Store for SqliteStore {
         jobs: &[NewJob],
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let jobs = jobs.to_vec();
-        let now = unix_micros(now);
-        let created = self
-            .write("dispatch", move |tx| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
-                        "UPDATE deliveries SET status = ? WHERE seq = ? AND status = 'received'",
-                    )
-                    .bind(status.as_str())
-                    .bind(seq)
-                    .execute(&mut **tx)
-                    .await?;
-                    if updated.rows_affected() == 0 {
-                        return Ok(false);
-                    }
-                    let jobs: Vec<(i64, &NewJob)> = jobs.iter().map(|job| (seq, job)).collect();
-                    insert_jobs(tx, &jobs, now).await?;
-                    Ok(true)
-                })
-            })
-            .await?;
-        if created && status == DeliveryStatus::Dispatched {
-            self.notify.notify_waiters();
-        }
-        Ok(created)
+        let dispatch = Dispatch {
+            status,
+            jobs: jobs.to_vec(),
+        };
+        let created = self.dispatch_many(&[(seq, dispatch)], now).await?;
+        Ok(created.first().copied().unwrap_or(false))
     }
 
     async fn dispatch_many(
@@ -877,7 +891,7 @@ impl Store for SqliteStore {
         if created
             .iter()
             .zip(items)
-            .any(|(done, (_, d))| *done && !d.jobs.is_empty())
+            .any(|(done, (_, d))| *done && d.status == DeliveryStatus::Dispatched)
         {
             self.notify.notify_waiters();
         }
@@ -1103,29 +1117,8 @@ impl Store for SqliteStore {
     }
 
     async fn replay_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let now = unix_micros(now);
-        let replayed = self
-            .write("replay job", move |tx| {
-                Box::pin(async move {
-                    // Attempts keep counting (their records stay); the job gets a fresh budget.
-                    let r = sqlx::query(
-                        "UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?,
-                            max_attempts = attempts + max_attempts
-                         WHERE id = ? AND state IN ('dead', 'skipped')",
-                    )
-                    .bind(now)
-                    .bind(now)
-                    .bind(id.0)
-                    .execute(&mut **tx)
-                    .await?;
-                    Ok(r.rows_affected() > 0)
-                })
-            })
-            .await?;
-        if replayed {
-            self.notify.notify_waiters();
-        }
-        Ok(replayed)
+        self.requeue_job("replay job", id, "'dead', 'skipped'", now)
+            .await
     }
 
     async fn job_counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
@@ -1666,28 +1659,8 @@ impl Store for SqliteStore {
     }
 
     async fn rerun_job(&self, id: JobId, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let now = unix_micros(now);
-        let rerun = self
-            .write("rerun job", move |tx| {
-                Box::pin(async move {
-                    // As `replay_job`: attempts keep counting, the job gets a fresh budget.
-                    let r = sqlx::query(
-                        "UPDATE jobs SET state = 'pending', run_at = ?1, updated_at = ?1,
-                            max_attempts = attempts + max_attempts
-                         WHERE id = ?2 AND state IN ('done', 'skipped', 'dead')",
-                    )
-                    .bind(now)
-                    .bind(id.0)
-                    .execute(&mut **tx)
-                    .await?;
-                    Ok(r.rows_affected() > 0)
-                })
-            })
-            .await?;
-        if rerun {
-            self.notify.notify_waiters();
-        }
-        Ok(rerun)
+        self.requeue_job("rerun job", id, "'done', 'skipped', 'dead'", now)
+            .await
     }
 
     async fn pause_job(
