@@ -155,8 +155,8 @@ use std::time::Duration;
 
 use hookbridge_core::Secret;
 use hookbridge_sync_engine::store::{
-    Attempt, DeliveryStatus, Dispatch, EchoMark, JobFilter, JobId, JobNext, JobState, Link, NewJob,
-    TokenRecord,
+    Attempt, DeliveryStatus, Dispatch, EchoMark, Job, JobFilter, JobId, JobNext, JobState, Link,
+    NewJob, TokenRecord,
 };
 
 fn t(seconds: i64) -> OffsetDateTime {
@@ -181,6 +181,17 @@ fn attempt(number: u32, outcome: &str, error: Option<&str>) -> Attempt {
         actions: vec!["POST /thing".into()],
         calls: Vec::new(),
     }
+}
+
+/// The jobs of one delivery.
+async fn jobs_of(store: &dyn Store, seq: i64) -> Vec<Job> {
+    store
+        .list_jobs(&JobFilter {
+            delivery_seq: Some(seq),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
 }
 
 async fn inserted(store: &dyn Store, endpoint: &str, id: &str) -> i64 {
@@ -228,13 +239,7 @@ pub async fn dispatch_creates_jobs_once(store: &dyn Store) {
         store.delivery(other).await.unwrap().unwrap().status,
         "no_rules"
     );
-    let listed = store
-        .list_jobs(&JobFilter {
-            delivery_seq: Some(seq),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let listed = jobs_of(store, seq).await;
     assert_eq!(listed.len(), 2);
     assert!(
         listed
@@ -294,13 +299,7 @@ pub async fn planned_deliveries_commit_with_their_jobs(store: Arc<dyn Store>) {
         store.delivery(quiet).await.unwrap().unwrap().status,
         "no_rules"
     );
-    let mut jobs = store
-        .list_jobs(&JobFilter {
-            delivery_seq: Some(seq),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mut jobs = jobs_of(&*store, seq).await;
     jobs.sort_by_key(|j| j.id);
     assert_eq!(
         jobs.iter()
@@ -397,21 +396,12 @@ pub async fn planned_deliveries_commit_with_their_jobs(store: Arc<dyn Store>) {
         store.delivery(b).await.unwrap().unwrap().status,
         "unparseable"
     );
-    let count = |seq| {
-        let store = store.clone();
-        async move {
-            store
-                .list_jobs(&JobFilter {
-                    delivery_seq: Some(seq),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .len()
-        }
-    };
-    assert_eq!(count(a).await, 2);
-    assert_eq!(count(seq).await, 2, "no second set of jobs");
+    assert_eq!(jobs_of(&*store, a).await.len(), 2);
+    assert_eq!(
+        jobs_of(&*store, seq).await.len(),
+        2,
+        "no second set of jobs"
+    );
 }
 
 pub async fn jobs_claim_finish_retry_dead_replay(store: &dyn Store) {
